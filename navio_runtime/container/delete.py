@@ -1,0 +1,76 @@
+"""`delete`: remove a stopped container (or, with force, kill and remove any container)."""
+
+import logging
+import os
+import select
+import signal
+
+from navio_runtime.errors import ContainerNotFound, NavioError, StateError
+from navio_runtime.state_store import STOPPED, StateStore, process_start_time
+
+log = logging.getLogger(__name__)
+
+KILL_TIMEOUT = 10.0
+
+
+def delete(container_id, force=False, root=None):
+    store = StateStore(root) if root else StateStore()
+    try:
+        lock = store.lock(container_id)
+        lock.__enter__()
+    except ContainerNotFound:
+        if force:
+            return
+        raise
+
+    try:
+        state = store.load(container_id)
+        status = store.status(state)
+        if status != STOPPED:
+            if not force:
+                raise StateError(
+                    f"cannot delete container {container_id}: its status is {status!r}; "
+                    "stop it first or use --force"
+                )
+            _kill_and_wait(state)
+
+        if state.cgroup:
+            from navio_runtime.cgroups import manager_from_dict
+
+            manager = manager_from_dict(state.cgroup)
+            if force:
+                manager.kill_all(signal.SIGKILL)
+            manager.destroy()
+
+        store.remove(container_id)
+    finally:
+        lock.__exit__(None, None, None)
+
+    poststop = (state.config.get("hooks") or {}).get("poststop")
+    if poststop:
+        from navio_runtime.hooks import run_hooks_logging_errors
+        from navio_runtime.spec.model import spec_from_dict
+
+        run_hooks_logging_errors(spec_from_dict(state.config).hooks["poststop"],
+                                 store.oci_state(state, status=STOPPED), "poststop")
+    log.info("deleted container %s", container_id)
+
+
+def _kill_and_wait(state):
+    """SIGKILL the init and wait until it has exited."""
+    if state.pid <= 0:
+        return
+    try:
+        pidfd = os.pidfd_open(state.pid)
+    except ProcessLookupError:
+        return
+    try:
+        if process_start_time(state.pid) != state.pid_start_time:
+            return
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        # A pidfd becomes readable when the process exits.
+        ready, _, _ = select.select([pidfd], [], [], KILL_TIMEOUT)
+        if not ready:
+            raise NavioError(f"container init {state.pid} did not exit {KILL_TIMEOUT} s after SIGKILL")
+    finally:
+        os.close(pidfd)

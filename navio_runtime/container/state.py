@@ -1,0 +1,23 @@
+"""`state`: the OCI state document of one container."""
+
+from navio_runtime.state_store import StateStore
+
+
+def state(container_id, root=None):
+    """Return the OCI state of `container_id` as a dict."""
+    store = StateStore(root) if root else StateStore()
+    return store.oci_state(store.load(container_id))
+
+
+def list_containers(root=None):
+    """Return the OCI state plus creation time of every container under `root`."""
+    from navio_runtime.errors import ContainerNotFound
+
+    store = StateStore(root) if root else StateStore()
+    result = []
+    for container_id in store.list_ids():
+        try:
+            result.append(store.oci_state(store.load(container_id)))
+        except ContainerNotFound:
+            continue
+    return result

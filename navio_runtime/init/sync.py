@@ -1,0 +1,39 @@
+"""Messages between `create`, the intermediate process and the container init.
+
+The channel is a SOCK_SEQPACKET socket pair, so each send is one message.
+Messages are small JSON objects with a "type" field: "go", "map-ids", "ack",
+"pid", "hooks", "ready" and "error" (which carries "message").
+"""
+
+import json
+import socket
+
+from navio_runtime.errors import InitError
+
+MAX_MESSAGE = 1 << 20
+
+
+def socket_pair():
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+
+def send(sock, message_type, **fields):
+    fields["type"] = message_type
+    sock.sendall(json.dumps(fields).encode())
+
+
+def receive(sock, expected=None, timeout=None):
+    """Receive one message; raise InitError on EOF, on an "error" message or an unexpected type."""
+    sock.settimeout(timeout)
+    try:
+        data = sock.recv(MAX_MESSAGE)
+    except socket.timeout:
+        raise InitError(f"timed out after {timeout} s waiting for the container init") from None
+    if not data:
+        raise InitError("the container init exited before it finished setting up")
+    message = json.loads(data)
+    if message.get("type") == "error":
+        raise InitError(message.get("message", "unknown error in the container init"))
+    if expected and message.get("type") not in expected:
+        raise InitError(f"unexpected message {message.get('type')!r} from the container init, expected {expected}")
+    return message
