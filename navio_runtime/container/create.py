@@ -146,25 +146,24 @@ class _Builder:
         run_intermediate(context)
 
     def _create_cgroup(self):
-        try:
-            from navio_runtime.cgroups import open_manager
-        except ImportError:  # TEMP-BOOTSTRAP
-            return
+        from navio_runtime.cgroups import open_manager
 
         linux = self.spec.linux
         self.cgroup = open_manager(self.container_id, linux.cgroups_path, systemd=self.systemd_cgroup)
         self.cgroup.create()
         self.state.cgroup = self.cgroup.to_dict()
+        # Recorded before anything else can fail, so `delete --force` finds the cgroup.
         self.store.save(self.state)
-        self.cgroup.apply(_resources_with_default_devices(linux.resources))
+        self.cgroup.apply(_resources_with_default_devices(linux.resources, linux.devices))
 
     def _converse(self, parent_socket):
         from navio_runtime.init import sync
 
         # The init joins its cgroup before any of its own code runs.
-        if self.cgroup is not None:  # TEMP-BOOTSTRAP
-            self.cgroup.add_process(self.intermediate_pid)
-        sync.send(parent_socket, "go")
+        self.cgroup.add_process(self.intermediate_pid)
+        from navio_runtime.init.rootfs import cgroup_directories
+
+        sync.send(parent_socket, "go", cgroup_paths=cgroup_directories(self.intermediate_pid))
 
         deadline = time.monotonic() + SETUP_TIMEOUT
         while True:
@@ -249,10 +248,20 @@ def _wait_for_exit(pid, timeout=5.0):
         time.sleep(0.005)
 
 
-def _resources_with_default_devices(resources):
-    """Return linux.resources with the runtime's default device allow list appended."""
-    resources = dict(resources or {})
+def _resources_with_default_devices(resources, devices):
+    """Return linux.resources with the runtime's default device rules appended.
+
+    Like runc, the runtime also allows every device that linux.devices creates,
+    so a node the config asks for can be opened.
+    """
     from navio_runtime.cgroups import default_device_rules
 
-    resources["devices"] = list(resources.get("devices") or [{"allow": False, "access": "rwm"}]) + default_device_rules()
+    resources = dict(resources or {})
+    rules = list(resources.get("devices") or [{"allow": False, "access": "rwm"}])
+    rules += default_device_rules()
+    for device in devices:
+        if device.type in ("c", "b", "u"):
+            kind = "c" if device.type == "u" else device.type
+            rules.append({"allow": True, "type": kind, "major": device.major, "minor": device.minor, "access": "rwm"})
+    resources["devices"] = rules
     return resources

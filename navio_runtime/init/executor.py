@@ -256,7 +256,8 @@ def _set_time_offsets(op):
 def run_intermediate(ctx):
     """Body of the intermediate process. Never returns."""
     try:
-        sync.receive(ctx.sync_socket, expected=("go",))
+        message = sync.receive(ctx.sync_socket, expected=("go",))
+        ctx.cgroup_paths = message.get("cgroup_paths", {})
         in_new_user_namespace = False
 
         for op in ctx.plan:

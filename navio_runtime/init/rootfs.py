@@ -136,8 +136,8 @@ def mount_cgroup(ctx, op):
             if ctx.cgroup_namespace:
                 sc.mount("cgroup2", fd_path(target_fd), "cgroup2", base_flags | readonly, display_target=destination)
             else:
-                source = ctx.cgroup_paths.get("") if ctx.cgroup_paths else None
-                sc.mount(source or "/sys/fs/cgroup", fd_path(target_fd), None, sc.MS_BIND | sc.MS_REC,
+                source = ctx.cgroup_paths.get("", "/sys/fs/cgroup")
+                sc.mount(source, fd_path(target_fd), None, sc.MS_BIND | sc.MS_REC,
                          display_target=destination)
                 if readonly:
                     remount(ctx, destination, sc.MS_BIND | base_flags | sc.MS_RDONLY)
@@ -147,8 +147,8 @@ def mount_cgroup(ctx, op):
     finally:
         os.close(target_fd)
 
-    for name, host_path in sorted((ctx.cgroup_paths or {}).items()):
-        if not name or not os.path.isdir(host_path):
+    for name, host_path in sorted(ctx.cgroup_paths.items()):
+        if not os.path.isdir(host_path):
             continue
         subdir = f"{destination.rstrip('/')}/{name}"
         fd = make_path_in_root(ctx.root_fd, subdir)
@@ -160,6 +160,43 @@ def mount_cgroup(ctx, op):
 
     if readonly:
         remount(ctx, destination, base_flags | sc.MS_RDONLY)
+
+
+def cgroup_directories(pid):
+    """Map each cgroup mount's name under /sys/fs/cgroup to the cgroup directory of `pid` in it.
+
+    Call it in the host's cgroup namespace: inside a new one, /proc/<pid>/cgroup
+    shows paths relative to the namespace root.
+
+    The name is the mount point's base name ("memory", "cpu", "systemd",
+    "unified"), or "" for a cgroup2 mount at /sys/fs/cgroup itself.
+    """
+    v1_mounts = []
+    unified_mount = None
+    with open("/proc/self/mountinfo", "rb") as mountinfo:
+        for line in mountinfo:
+            fields = line.decode().split()
+            separator = fields.index("-")
+            fstype, super_options = fields[separator + 1], fields[separator + 3]
+            if fstype == "cgroup2" and unified_mount is None:
+                unified_mount = fields[4]
+            elif fstype == "cgroup":
+                v1_mounts.append((set(super_options.split(",")), fields[4]))
+
+    directories = {}
+    with open(f"/proc/{pid}/cgroup") as cgroup_file:
+        for line in cgroup_file:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controllers:
+                wanted = set(controllers.split(","))
+                mount_point = next((point for options, point in v1_mounts if wanted <= options), None)
+            else:
+                mount_point = unified_mount
+            if mount_point is None:
+                continue
+            name = "" if mount_point == "/sys/fs/cgroup" else os.path.basename(mount_point)
+            directories[name] = os.path.join(mount_point, path.lstrip("/"))
+    return directories
 
 
 def _device_number(kind, major, minor):

@@ -424,7 +424,7 @@ _STATFS_BUFFER_SIZE = 256
 
 
 def filesystem_magic(fd, path=""):
-    """Return the f_type magic number of the filesystem that holds open file `fd` (fstatfs(2))."""
+    """Return the f_type magic number of the filesystem that contains open file `fd` (fstatfs(2))."""
     buffer = ctypes.create_string_buffer(_STATFS_BUFFER_SIZE)
     _check(_libc.fstatfs(ctypes.c_int(fd), buffer), "fstatfs", path or f"fd {fd}")
     # f_type is the first member, a long (__fsword_t) on 64-bit architectures.

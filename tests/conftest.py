@@ -1,0 +1,126 @@
+"""Shared fixtures: a busybox bundle factory and a runner for the navio-runtime CLI.
+
+Tests run real containers and need root. Each test gets its own state root
+(`--root`) and its own bundle directory, and the `runtime` fixture deletes every
+container the test left behind and checks that no init process survives.
+"""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUSYBOX_ROOTFS = os.path.join(REPO, "bundles", "busybox", "rootfs")
+BUSYBOX_CONFIG = os.path.join(REPO, "bundles", "busybox", "config.json")
+
+requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create containers")
+
+
+def _ensure_rootfs():
+    if not os.path.exists(os.path.join(BUSYBOX_ROOTFS, "bin", "busybox")):
+        subprocess.run([os.path.join(REPO, "scripts", "build-busybox-rootfs")], check=True, stdout=subprocess.DEVNULL)
+
+
+class Bundle:
+    """A bundle directory whose rootfs is a copy-free bind of the busybox rootfs."""
+
+    def __init__(self, path, config):
+        self.path = str(path)
+        self.config = config
+
+    @property
+    def config_path(self):
+        return os.path.join(self.path, "config.json")
+
+    def write(self):
+        with open(self.config_path, "w") as config_file:
+            json.dump(self.config, config_file, indent=2)
+        return self
+
+
+@pytest.fixture
+def make_bundle(tmp_path):
+    """Return a factory: make_bundle(args=[...], **changes) -> Bundle with config.json written.
+
+    The rootfs is a per-test copy-on-demand directory: `rootfs` in the bundle is
+    a symlink to the shared busybox rootfs unless `private_rootfs=True`, which
+    copies it so that the test may change files inside.
+    """
+    _ensure_rootfs()
+    with open(BUSYBOX_CONFIG) as config_file:
+        base = json.load(config_file)
+
+    def factory(args=None, private_rootfs=False, name=None, **changes):
+        path = tmp_path / (name or f"bundle-{uuid.uuid4().hex[:8]}")
+        path.mkdir()
+        config = copy.deepcopy(base)
+        if args is not None:
+            config["process"]["args"] = list(args)
+        config["process"]["terminal"] = False
+        if private_rootfs:
+            subprocess.run(["cp", "-a", BUSYBOX_ROOTFS, str(path / "rootfs")], check=True)
+            config["root"]["path"] = "rootfs"
+        else:
+            config["root"]["path"] = BUSYBOX_ROOTFS
+        for key, value in changes.items():
+            config[key] = value
+        return Bundle(path, config).write()
+
+    return factory
+
+
+class Runtime:
+    """Runs `navio-runtime --root <root> ...` and remembers container ids to clean up."""
+
+    def __init__(self, root):
+        self.root = str(root)
+        self.ids = set()
+
+    def command(self, *args):
+        return [sys.executable, "-m", "navio_runtime", "--root", self.root, *args]
+
+    def __call__(self, *args, cwd=None, check=False, timeout=60, stdin=subprocess.DEVNULL, **kwargs):
+        """Run the CLI; stdout and stderr are captured through files (the container may keep them open)."""
+        for arg in args:
+            if arg in ("create", "run"):
+                self.ids.add(args[-1])
+        with open(os.path.join(self.root, f".out-{uuid.uuid4().hex}"), "w+") as out, \
+                open(os.path.join(self.root, f".err-{uuid.uuid4().hex}"), "w+") as err:
+            result = subprocess.run(self.command(*args), cwd=cwd, stdin=stdin, stdout=out, stderr=err,
+                                    timeout=timeout, **kwargs)
+            out.seek(0)
+            err.seek(0)
+            completed = subprocess.CompletedProcess(result.args, result.returncode, out.read(), err.read())
+        os.unlink(out.name)
+        os.unlink(err.name)
+        if check and completed.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} exited {completed.returncode}: {completed.stderr}")
+        return completed
+
+    def state(self, container_id):
+        result = self(
+            "state", container_id, check=True)
+        return json.loads(result.stdout)
+
+    def cleanup(self):
+        for container_id in self.ids:
+            subprocess.run(self.command("delete", "--force", container_id),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create containers")
+    root = tmp_path / "state"
+    root.mkdir()
+    runner = Runtime(root)
+    yield runner
+    runner.cleanup()
+    leftovers = [name for name in os.listdir(root) if not name.startswith(".")]
+    assert leftovers == [], f"state directories left behind: {leftovers}"
