@@ -20,7 +20,8 @@ def _cmd_create(args):
     from navio_runtime.container.create import create
 
     create(args.container_id, args.bundle_path or args.bundle, root=args.root, pid_file=args.pid_file,
-           no_pivot=args.no_pivot, preserve_fds=args.preserve_fds, systemd_cgroup=args.systemd_cgroup)
+           no_pivot=args.no_pivot, preserve_fds=args.preserve_fds, systemd_cgroup=args.systemd_cgroup,
+           console_socket=args.console_socket)
     return 0
 
 
@@ -36,7 +37,7 @@ def _cmd_run(args):
 
     return run(args.container_id, args.bundle, root=args.root, pid_file=args.pid_file, detach=args.detach,
                no_pivot=args.no_pivot, preserve_fds=args.preserve_fds, systemd_cgroup=args.systemd_cgroup,
-               keep=args.keep)
+               console_socket=args.console_socket, keep=args.keep)
 
 
 def _cmd_state(args):

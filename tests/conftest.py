@@ -82,13 +82,13 @@ class Runtime:
         self.ids = set()
 
     def command(self, *args):
+        """Return the argv of a CLI call; ids passed to create or run are deleted at teardown."""
+        if args and args[0] in ("create", "run"):
+            self.ids.add(args[-1])
         return [sys.executable, "-m", "navio_runtime", "--root", self.root, *args]
 
     def __call__(self, *args, cwd=None, check=False, timeout=60, stdin=subprocess.DEVNULL, **kwargs):
         """Run the CLI; stdout and stderr are captured through files (the container may keep them open)."""
-        for arg in args:
-            if arg in ("create", "run"):
-                self.ids.add(args[-1])
         with open(os.path.join(self.root, f".out-{uuid.uuid4().hex}"), "w+") as out, \
                 open(os.path.join(self.root, f".err-{uuid.uuid4().hex}"), "w+") as err:
             result = subprocess.run(self.command(*args), cwd=cwd, stdin=stdin, stdout=out, stderr=err,

@@ -6,7 +6,7 @@ import socket
 import time
 from datetime import datetime, timezone
 
-from navio_runtime.errors import InitError, NavioError
+from navio_runtime.errors import InitError, NavioError, SpecError
 from navio_runtime.state_store import CREATING, ContainerState, StateStore, process_start_time
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def load_spec(bundle, for_create=True):
 
 
 def create(container_id, bundle, root=None, pid_file=None, no_pivot=False, preserve_fds=0,
-           systemd_cgroup=False, before_fork=None):
+           systemd_cgroup=False, console_socket=None, before_fork=None):
     """Create container `container_id` from `bundle`; return its ContainerState.
 
     On any failure nothing is left behind: no state directory, cgroup or process.
@@ -50,8 +50,14 @@ def create(container_id, bundle, root=None, pid_file=None, no_pivot=False, prese
 
     plan = build_plan(spec, bundle, no_pivot=no_pivot)
 
+    terminal = spec.process is not None and spec.process.terminal
+    if terminal and not console_socket:
+        raise SpecError("process.terminal is true, so --console-socket is required to receive the terminal")
+    if console_socket and not terminal:
+        raise SpecError("--console-socket was given but process.terminal is false; set it to true or drop the flag")
+
     store.create_dir(container_id)
-    builder = _Builder(store, container_id, bundle, spec, plan, preserve_fds, systemd_cgroup)
+    builder = _Builder(store, container_id, bundle, spec, plan, preserve_fds, systemd_cgroup, console_socket)
     try:
         with store.lock(container_id):
             builder.state = ContainerState(
@@ -89,7 +95,7 @@ def _write_pid_file(path, pid):
 class _Builder:
     """The runtime side of create: cgroup, forks and the conversation with the init."""
 
-    def __init__(self, store, container_id, bundle, spec, plan, preserve_fds, systemd_cgroup):
+    def __init__(self, store, container_id, bundle, spec, plan, preserve_fds, systemd_cgroup, console_socket):
         self.store = store
         self.container_id = container_id
         self.bundle = bundle
@@ -97,6 +103,8 @@ class _Builder:
         self.plan = plan
         self.preserve_fds = preserve_fds
         self.systemd_cgroup = systemd_cgroup
+        self.console_socket_path = console_socket
+        self.console_socket = None
         self.state = None
         self.cgroup = None
         self.intermediate_pid = 0
@@ -106,6 +114,11 @@ class _Builder:
         from navio_runtime.init import sync
 
         self._create_cgroup()
+
+        if self.console_socket_path:
+            from navio_runtime.init.terminal import connect_console_socket
+
+            self.console_socket = connect_console_socket(self.console_socket_path)
 
         exec_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         exec_listener.bind(self.store.exec_socket_path(self.container_id))
@@ -119,6 +132,8 @@ class _Builder:
 
         child_socket.close()
         exec_listener.close()
+        if self.console_socket is not None:
+            self.console_socket.close()
         try:
             self._converse(parent_socket)
         finally:
@@ -132,6 +147,8 @@ class _Builder:
         from navio_runtime.init.process import close_fds_except
 
         keep = {child_socket.fileno(), exec_listener.fileno()}
+        if self.console_socket is not None:
+            keep.add(self.console_socket.fileno())
         for handler in logging_module.getLogger("navio_runtime").handlers:
             stream = getattr(handler, "stream", None)
             if stream is not None and hasattr(stream, "fileno"):
@@ -143,6 +160,7 @@ class _Builder:
             preserve_fds=self.preserve_fds, container_id=self.container_id,
             state_dir=self.store.container_dir(self.container_id),
         )
+        context.console_socket = self.console_socket
         run_intermediate(context)
 
     def _create_cgroup(self):
@@ -163,7 +181,8 @@ class _Builder:
         self.cgroup.add_process(self.intermediate_pid)
         from navio_runtime.init.rootfs import cgroup_directories
 
-        sync.send(parent_socket, "go", cgroup_paths=cgroup_directories(self.intermediate_pid))
+        sync.send(parent_socket, "go", cgroup_paths=cgroup_directories(self.intermediate_pid),
+                  state=self.store.oci_state(self.state, status=CREATING))
 
         deadline = time.monotonic() + SETUP_TIMEOUT
         while True:

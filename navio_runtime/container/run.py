@@ -18,7 +18,7 @@ FORWARDED_SIGNALS = (
 
 
 def run(container_id, bundle, root=None, pid_file=None, detach=False, no_pivot=False,
-        preserve_fds=0, systemd_cgroup=False, keep=False):
+        preserve_fds=0, systemd_cgroup=False, console_socket=None, keep=False):
     """Run the container. Detached, return 0 once it runs; else return its exit status.
 
     The exit status is the process's own, or 128+N when signal N killed it.
@@ -32,7 +32,8 @@ def run(container_id, bundle, root=None, pid_file=None, detach=False, no_pivot=F
         before_fork = set_child_subreaper
 
     state = create(container_id, bundle, root=root, pid_file=pid_file, no_pivot=no_pivot,
-                   preserve_fds=preserve_fds, systemd_cgroup=systemd_cgroup, before_fork=before_fork)
+                   preserve_fds=preserve_fds, systemd_cgroup=systemd_cgroup, console_socket=console_socket,
+                   before_fork=before_fork)
     try:
         start(container_id, root=root)
     except BaseException:

@@ -22,6 +22,7 @@ from navio_runtime.errors import InitError, NavioError
 from navio_runtime.init import process as process_steps
 from navio_runtime.init import rootfs as rootfs_steps
 from navio_runtime.init import sync
+from navio_runtime.init import terminal
 from navio_runtime.linux import syscalls as sc
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ class InitContext:
         self.executable = ""
         self.state = {}
         self.start_connection = None
+        self.seccomp_listener = None
+        self.host_pid = 0
+        self.console_socket = None
+        self.terminal_fd = -1
         linux = spec.linux
         self.mount_namespace = linux.namespace("mount") is not None
         self.cgroup_namespace = linux.namespace("cgroup") is not None
@@ -117,8 +122,8 @@ def _load_seccomp(ctx, op):
     from navio_runtime.init import seccomp
 
     state = dict(ctx.state)
-    state["pid"] = ctx.state.get("pid") or os.getpid()
-    seccomp.load_seccomp(ctx.spec.linux.seccomp, notify_state=state)
+    state["pid"] = ctx.host_pid
+    seccomp.load_seccomp(ctx.spec.linux.seccomp, notify_state=state, listener=ctx.seccomp_listener)
 
 
 def _run_create_hooks(ctx, op):
@@ -156,6 +161,12 @@ def _wait_for_start(ctx, op):
         run_hooks(hooks, ctx.state, "startContainer")
 
 
+def _execute(ctx, op):
+    if ctx.terminal_fd >= 0:
+        terminal.attach_terminal(ctx)
+    process_steps.execute(ctx, op)
+
+
 ACTIONS = {
     "set-propagation": rootfs_steps.set_propagation,
     "bind-rootfs": rootfs_steps.bind_rootfs,
@@ -166,6 +177,7 @@ ACTIONS = {
     "ptmx-symlink": rootfs_steps.make_ptmx_symlink,
     "mkdir": rootfs_steps.make_directory,
     "mkdir-cwd": rootfs_steps.make_cwd,
+    "console": terminal.setup_console,
     "run-create-hooks": _run_create_hooks,
     "pivot-root": rootfs_steps.pivot_root,
     "chroot": rootfs_steps.chroot,
@@ -190,7 +202,7 @@ ACTIONS = {
     "chdir": _chdir,
     "load-seccomp": _load_seccomp,
     "wait-for-start": _wait_for_start,
-    "exec": process_steps.execute,
+    "exec": _execute,
 }
 
 
@@ -258,6 +270,7 @@ def run_intermediate(ctx):
     try:
         message = sync.receive(ctx.sync_socket, expected=("go",))
         ctx.cgroup_paths = message.get("cgroup_paths", {})
+        ctx.state = message.get("state", {})
         in_new_user_namespace = False
 
         for op in ctx.plan:
@@ -304,7 +317,10 @@ def _preload_modules(ctx):
         _process_attrs()
         _capabilities()
     if ctx.spec.linux.seccomp:
-        from navio_runtime.init import seccomp  # noqa: F401
+        from navio_runtime.init import seccomp
+
+        # listenerPath is a host path: connect while the host's root is still reachable.
+        ctx.seccomp_listener = seccomp.connect_listener(ctx.spec.linux.seccomp)
     if ctx.spec.hooks:
         import subprocess  # noqa: F401
 
@@ -314,6 +330,8 @@ def _preload_modules(ctx):
 def run_init(ctx):
     """Body of the container init. Ends in execve or os._exit; never returns."""
     try:
+        # The host's /proc is still mounted here, so "self" names the host PID.
+        ctx.host_pid = int(os.readlink("/proc/self"))
         _preload_modules(ctx)
         for signum in _TERMINATING_SIGNALS:
             signal.signal(signum, _exit_on_signal)

@@ -1,0 +1,43 @@
+"""cgroup v1 hugetlb controller: hugetlb.<size>.limit_in_bytes and, where the kernel has it,
+hugetlb.<size>.rsvd.limit_in_bytes (reservation limit, Linux 5.7+)."""
+
+import os
+import re
+
+from navio_runtime.cgroups import files
+from navio_runtime.cgroups.v2.hugetlb import WHERE, parse_limits, requested  # noqa: F401
+from navio_runtime.errors import CgroupError
+
+
+def apply(path, resources):
+    for page_size, limit in parse_limits(resources):
+        limit_file = os.path.join(path, f"hugetlb.{page_size}.limit_in_bytes")
+        if not os.path.exists(limit_file):
+            raise CgroupError(
+                f"cannot apply {WHERE} for page size {page_size}: {limit_file} does not exist "
+                "(the kernel has no huge pages of that size)"
+            )
+        reservation_file = os.path.join(path, f"hugetlb.{page_size}.rsvd.limit_in_bytes")
+        if os.path.exists(reservation_file):
+            files.write(reservation_file, str(limit))
+        files.write(limit_file, str(limit))
+
+
+def stats(path):
+    result = {}
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return result
+    for name in sorted(names):
+        match = re.match(r"^hugetlb\.([0-9]+[KMG]B)\.limit_in_bytes$", name)
+        if not match:
+            continue
+        prefix = os.path.join(path, f"hugetlb.{match.group(1)}")
+        result[match.group(1)] = {
+            "usage": files.read_uint(f"{prefix}.usage_in_bytes"),
+            "max": files.read_uint(f"{prefix}.max_usage_in_bytes"),
+            "failcnt": files.read_uint(f"{prefix}.failcnt"),
+            "limit": files.read_uint(f"{prefix}.limit_in_bytes", files.UNLIMITED),
+        }
+    return result
