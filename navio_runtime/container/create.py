@@ -18,12 +18,7 @@ SETUP_TIMEOUT = 120
 def load_spec(bundle, for_create=True):
     """Read, validate and type `<bundle>/config.json`."""
     from navio_runtime.spec.model import spec_from_dict
-    try:
-        from navio_runtime.spec.validate import load_config, validate_config
-    except ImportError:  # TEMP-BOOTSTRAP
-        import json
-        config = json.load(open(os.path.join(bundle, "config.json")))
-        return spec_from_dict(config)
+    from navio_runtime.spec.validate import load_config, validate_config
 
     config = load_config(bundle)
     validate_config(config, bundle, for_create=for_create)
