@@ -15,7 +15,8 @@ class NavioError(Exception):
 class SpecError(NavioError):
     """The bundle or its config.json is invalid.
 
-    `problems` lists (json_path, message) pairs, one per finding.
+    `problems` lists navio_runtime.spec.validate.Problem objects (JSON path,
+    message, fix), one per finding.
     """
 
     def __init__(self, message, problems=()):

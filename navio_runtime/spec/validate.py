@@ -604,15 +604,8 @@ def _check_mounts(config, namespaces):
     for index, mount in enumerate(_list(config.get("mounts"))):
         if not isinstance(mount, dict):
             continue
-        destination = mount.get("destination")
-        # NOTE: specification 1.2 and later allow a relative destination on Linux
-        # (deprecated, relative to "/"), and runc 1.1.5 accepts it. navio-runtime rejects it.
-        if isinstance(destination, str) and not destination.startswith("/"):
-            yield _problem(
-                ("mounts", index, "destination"),
-                f"{_show(destination)} is not an absolute path",
-                f"use {_show('/' + destination)}",
-            )
+        # A relative destination is valid since runtime-spec 1.2 (deprecated) and
+        # means a path relative to "/", which is how the init resolves it.
 
         options = [option for option in _list(mount.get("options")) if isinstance(option, str)]
         idmap = [option for option in options if option in ("idmap", "ridmap")]
@@ -897,12 +890,9 @@ def _check_devices(linux):
         path = device.get("path")
         parts = ("linux", "devices", index)
         if isinstance(path, str):
-            # NOTE: the specification and runc 1.1.5 allow device nodes anywhere in the
-            # container, but navio-runtime creates them only under /dev.
+            # The spec allows device nodes anywhere in the container, as runc does.
             if not path.startswith("/"):
-                yield _problem(parts + ("path",), f"{_show(path)} is not an absolute path", "use a path under /dev")
-            elif not os.path.normpath(path).startswith("/dev/"):
-                yield _problem(parts + ("path",), f"{_show(path)} is not under /dev", "use a path under /dev")
+                yield _problem(parts + ("path",), f"{_show(path)} is not an absolute path", f"use {_show('/' + path)}")
             elif path in first_index:
                 yield _problem(
                     parts + ("path",),
