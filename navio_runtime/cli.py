@@ -7,13 +7,13 @@ schema validation or ctypes.
 
 import argparse
 import json
-import logging
 import os
 import sys
 
 from navio_runtime import __version__
+from navio_runtime.log import get_logger
 
-log = logging.getLogger("navio_runtime.cli")
+log = get_logger("navio_runtime.cli")
 
 
 def _cmd_create(args):

@@ -6,12 +6,12 @@ seconds runs out.
 """
 
 import json
-import logging
 import subprocess
 
 from navio_runtime.errors import NavioError
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class HookError(NavioError):

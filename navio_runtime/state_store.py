@@ -16,7 +16,6 @@ import fcntl
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
 
 from navio_runtime import OCI_VERSION
 from navio_runtime.errors import ContainerExists, ContainerNotFound, StateError
@@ -42,33 +41,52 @@ def validate_container_id(container_id):
         )
 
 
-@dataclass
 class ContainerState:
-    """What the runtime records about one container."""
+    """What the runtime records about one container.
 
-    id: str
-    bundle: str
-    rootfs: str = ""
-    pid: int = 0
-    pid_start_time: int = 0
-    created: str = ""
-    owner: str = "root"
-    annotations: dict = field(default_factory=dict)
-    # Process that runs `create`, so a crashed create is not reported as "creating" forever.
-    creator_pid: int = 0
-    creator_start_time: int = 0
-    # Set once `start` has released the init; guards against a second start.
-    started: bool = False
-    cgroup: dict | None = None
-    config: dict = field(default_factory=dict)
+    A plain class with __slots__ rather than a dataclass: every command loads
+    it, and importing dataclasses (with inspect) costs about 5 ms per command.
+    """
+
+    # Field name -> default; the defaults of mutable fields are copied per instance.
+    FIELDS = {
+        "id": "",
+        "bundle": "",
+        "rootfs": "",
+        "pid": 0,
+        "pid_start_time": 0,
+        "created": "",
+        "owner": "root",
+        "annotations": {},
+        # Process that runs `create`, so a crashed create is not reported as "creating" forever.
+        "creator_pid": 0,
+        "creator_start_time": 0,
+        # Set once `start` has released the init; guards against a second start.
+        "started": False,
+        "cgroup": None,
+        "config": {},
+    }
+    __slots__ = tuple(FIELDS)
+
+    def __init__(self, **values):
+        unknown = set(values) - set(self.FIELDS)
+        if unknown:
+            raise TypeError(f"unknown ContainerState fields: {sorted(unknown)}")
+        for name, default in self.FIELDS.items():
+            value = values.get(name, default)
+            if value is default and isinstance(default, dict):
+                value = {}
+            setattr(self, name, value)
+
+    def __repr__(self):
+        return f"ContainerState(id={self.id!r}, pid={self.pid}, bundle={self.bundle!r})"
 
     def to_dict(self):
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.FIELDS}
 
     @classmethod
     def from_dict(cls, data):
-        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
-        return cls(**known)
+        return cls(**{name: data[name] for name in cls.FIELDS if name in data})
 
 
 def process_start_time(pid):

@@ -12,15 +12,15 @@ before `create` is left in place.
 
 import abc
 import errno as _errno
-import logging
 import os
 import signal
 import time
 
 from navio_runtime.cgroups import files
 from navio_runtime.errors import CgroupError
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Seconds that destroy() keeps retrying rmdir(2) on EBUSY, which the kernel
 # returns while exited processes of the cgroup are still being released.

@@ -2,7 +2,7 @@
 
 import os
 import re
-from typing import NamedTuple
+from collections import namedtuple
 
 from navio_runtime.errors import CgroupError
 
@@ -18,13 +18,8 @@ _V1_NON_CONTROLLER_OPTIONS = {"rw", "ro", "noprefix", "clone_children", "xattr",
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
-class Mount(NamedTuple):
-    """One line of /proc/self/mountinfo, reduced to the fields the cgroup code uses."""
-
-    root: str
-    mount_point: str
-    fstype: str
-    super_options: tuple
+# One line of /proc/self/mountinfo, reduced to the fields the cgroup code uses.
+Mount = namedtuple("Mount", "root mount_point fstype super_options")
 
 
 def _unescape(field):

@@ -1,15 +1,14 @@
 """`create`: build the container and leave its init waiting for `start`."""
 
-import logging
 import os
 import socket
 import time
-from datetime import datetime, timezone
 
 from navio_runtime.errors import InitError, NavioError, SpecError
 from navio_runtime.state_store import CREATING, ContainerState, StateStore, process_start_time
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Time allowed for the init to finish its setup and for hooks run by `create`.
 SETUP_TIMEOUT = 120
@@ -59,7 +58,7 @@ def create(container_id, bundle, root=None, pid_file=None, no_pivot=False, prese
                 id=container_id,
                 bundle=bundle,
                 rootfs=resolve_rootfs(bundle, spec.root.path),
-                created=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+                created=_utc_timestamp(),
                 annotations=spec.annotations,
                 creator_pid=os.getpid(),
                 creator_start_time=process_start_time(os.getpid()) or 0,
@@ -76,6 +75,13 @@ def create(container_id, bundle, root=None, pid_file=None, no_pivot=False, prese
         raise
     log.info("created container %s (init pid %d)", container_id, builder.state.pid)
     return builder.state
+
+
+def _utc_timestamp():
+    """Return the current time as RFC 3339 in UTC with nanoseconds, as runc writes `created`."""
+    now = time.time_ns()
+    seconds, nanoseconds = divmod(now, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanoseconds:09d}Z"
 
 
 def _write_pid_file(path, pid):
@@ -136,18 +142,13 @@ class _Builder:
             self._reap_intermediate()
 
     def _run_child(self, child_socket, exec_listener):
-        import logging as logging_module
-
         from navio_runtime.init.executor import InitContext, run_intermediate
         from navio_runtime.init.process import close_fds_except
+        from navio_runtime.log import open_log_fds
 
-        keep = {child_socket.fileno(), exec_listener.fileno()}
+        keep = {child_socket.fileno(), exec_listener.fileno()} | open_log_fds()
         if self.console_socket is not None:
             keep.add(self.console_socket.fileno())
-        for handler in logging_module.getLogger("navio_runtime").handlers:
-            stream = getattr(handler, "stream", None)
-            if stream is not None and hasattr(stream, "fileno"):
-                keep.add(stream.fileno())
         close_fds_except(keep, 3 + self.preserve_fds)
 
         context = InitContext(

@@ -1,14 +1,14 @@
 """`delete`: remove a stopped container (or, with force, kill and remove any container)."""
 
-import logging
 import os
 import select
 import signal
 
 from navio_runtime.errors import ContainerNotFound, NavioError, StateError
 from navio_runtime.state_store import STOPPED, StateStore, process_start_time
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 KILL_TIMEOUT = 10.0
 

@@ -1,13 +1,13 @@
 """`kill`: send a signal to a container's init (or, with all=True, to every process in its cgroup)."""
 
-import logging
 import os
 import signal
 
 from navio_runtime.errors import StateError
 from navio_runtime.state_store import CREATED, PAUSED, RUNNING, STOPPED, StateStore, process_start_time
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def parse_signal(value):

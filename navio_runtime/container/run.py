@@ -1,14 +1,14 @@
 """`run`: create and start a container; in the foreground, wait for it and return its exit status."""
 
-import logging
 import os
 import signal
 
 from navio_runtime.container.create import create
 from navio_runtime.container.delete import delete
 from navio_runtime.container.start import start
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Signals that `run` passes on to the container instead of acting on them itself.
 FORWARDED_SIGNALS = (

@@ -1,14 +1,14 @@
 """`start`: release a created container's init so that it executes the user process."""
 
 import json
-import logging
 import os
 import socket
 
 from navio_runtime.errors import InitError, StateError
 from navio_runtime.state_store import CREATED, RUNNING, StateStore
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def start(container_id, root=None):

@@ -12,12 +12,12 @@ process cannot grant (for example CAP_SYS_RESOURCE on a host whose bounding
 set lacks it) is skipped with one warning per set.
 """
 
-import logging
 
 from navio_runtime.errors import ProcessAttributeError
 from navio_runtime.linux import syscalls
+from navio_runtime.log import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # Capability numbers from <linux/capability.h>: the index in this tuple is the number.
 CAPABILITY_NAMES = (

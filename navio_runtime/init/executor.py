@@ -12,7 +12,6 @@ Everything here runs in forked children of a single-threaded Python process,
 so unshare(CLONE_NEWUSER) and setns are allowed.
 """
 
-import logging
 import os
 import signal
 import sys
@@ -24,8 +23,9 @@ from navio_runtime.init import rootfs as rootfs_steps
 from navio_runtime.init import sync
 from navio_runtime.init import terminal
 from navio_runtime.linux import syscalls as sc
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Signals that end the init while it waits for `start`. As PID 1 of a pid
 # namespace it would otherwise ignore every signal it has no handler for.
@@ -310,6 +310,7 @@ def run_intermediate(ctx):
 def _preload_modules(ctx):
     """Import every module the init needs later: after pivot_root the runtime's files are out of reach."""
     import fcntl  # noqa: F401
+    import logging  # noqa: F401  (a warning after pivot_root must not need an import)
 
     from navio_runtime.plan import PROPAGATION_OPTIONS  # noqa: F401
 

@@ -16,14 +16,14 @@ file's filesystem type before it writes.
 """
 
 import errno
-import logging
 import os
 
 from navio_runtime.errors import ProcessAttributeError, SpecError
 from navio_runtime.init import capabilities
 from navio_runtime.linux import syscalls
+from navio_runtime.log import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # f_type of procfs (<linux/magic.h>) and the inode number of its root directory.
 PROC_SUPER_MAGIC = 0x9FA0

@@ -5,15 +5,15 @@ rootfs (navio_runtime.init.paths) and every mount targets the resolved fd.
 """
 
 import errno
-import logging
 import os
 import stat
 
 from navio_runtime.errors import InitError, SyscallError
 from navio_runtime.init.paths import exists_in_root, fd_path, make_path_in_root, open_in_root
 from navio_runtime.linux import syscalls as sc
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # statvfs f_flag bits (ST_*) that a remount must keep when they are locked,
 # mapped to the MS_* flag of the same meaning. In a user namespace the kernel

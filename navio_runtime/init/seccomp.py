@@ -18,7 +18,6 @@ log, and several conditions on the same argument become separate rules.
 
 import errno
 import json
-import logging
 import os
 import re
 import socket
@@ -31,8 +30,9 @@ import seccomp as _libseccomp
 
 from navio_runtime import OCI_VERSION
 from navio_runtime.errors import ProcessAttributeError, SpecError
+from navio_runtime.log import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
 ACTION_NAMES = (

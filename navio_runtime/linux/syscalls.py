@@ -11,13 +11,12 @@ architecture; x86_64 and aarch64 are supported.
 
 import ctypes
 import os
-import platform
 
 from navio_runtime.errors import SyscallError
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
-_MACHINE = platform.machine()
+_MACHINE = os.uname().machine
 
 # System call numbers from the kernel's unistd tables (arch/x86/entry/syscalls
 # and include/uapi/asm-generic/unistd.h for aarch64).

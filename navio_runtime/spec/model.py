@@ -1,21 +1,23 @@
 """Typed views of a validated config.json.
 
 The dataclasses cover what the lifecycle and the init process orchestrate.
-Large sub-objects that one module consumes whole (linux.resources for the
-cgroup drivers, linux.seccomp, process.capabilities) stay plain dicts, so the
-schema remains their single definition. `Spec.raw` keeps the original document.
+They are plain, not frozen, dataclasses: every `create` imports this module,
+and defining frozen ones takes about twice as long. Large sub-objects that one
+module consumes whole (linux.resources for the cgroup drivers, linux.seccomp,
+process.capabilities) stay plain dicts, so the schema remains their single
+definition. `Spec.raw` keeps the original document.
 """
 
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
+@dataclass
 class Root:
     path: str
     readonly: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass
 class User:
     uid: int = 0
     gid: int = 0
@@ -23,7 +25,7 @@ class User:
     additional_gids: tuple = ()
 
 
-@dataclass(frozen=True)
+@dataclass
 class Process:
     args: tuple
     cwd: str
@@ -42,7 +44,7 @@ class Process:
     exec_cpu_affinity: dict | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Mount:
     destination: str
     type: str | None = None
@@ -50,20 +52,20 @@ class Mount:
     options: tuple = ()
 
 
-@dataclass(frozen=True)
+@dataclass
 class Namespace:
     type: str
     path: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class IDMapping:
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class Device:
     path: str
     type: str
@@ -74,7 +76,7 @@ class Device:
     gid: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Hook:
     path: str
     args: tuple = ()
@@ -82,7 +84,7 @@ class Hook:
     timeout: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Linux:
     namespaces: tuple = ()
     uid_mappings: tuple = ()
@@ -107,7 +109,7 @@ class Linux:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Spec:
     oci_version: str
     root: Root

@@ -7,14 +7,14 @@ leaf weights exist only with CFQ, which Linux 5.0 removed. Where the file
 is missing they are ignored with a warning, as on cgroup v2.
 """
 
-import logging
 import os
 
 from navio_runtime.cgroups import files
 from navio_runtime.cgroups.resources import entries, integer, section
 from navio_runtime.errors import CgroupError
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 WHERE = "linux.resources.blockIO"
 

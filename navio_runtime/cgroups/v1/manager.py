@@ -6,7 +6,6 @@ path in the cgroup2 tree, as runc does, so tools that read the unified
 hierarchy see the container.
 """
 
-import logging
 import os
 
 from navio_runtime.cgroups import files
@@ -14,8 +13,9 @@ from navio_runtime.cgroups.base import Manager
 from navio_runtime.cgroups.v1 import blkio, cpu, cpuset, devices, freezer, hugetlb, memory, net_cls, net_prio, pids, rdma
 from navio_runtime.cgroups.v2 import hugetlb as v2_hugetlb
 from navio_runtime.errors import CgroupError
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # (controller, module) in runc's order of the fs driver.
 _APPLY_ORDER = (

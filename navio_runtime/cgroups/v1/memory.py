@@ -8,14 +8,14 @@ memory.use_hierarchy. Values of 0 for limit, reservation and swap mean
 """
 
 import errno as _errno
-import logging
 import os
 
 from navio_runtime.cgroups import files
 from navio_runtime.cgroups.resources import integer, section
 from navio_runtime.errors import CgroupError
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 WHERE = "linux.resources.memory"
 

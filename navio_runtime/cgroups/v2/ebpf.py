@@ -16,13 +16,13 @@ that matches no rule is denied.
 
 import ctypes
 import errno as _errno
-import logging
 import os
 import struct
 
 from navio_runtime.errors import CgroupError, SyscallError
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # bpf(2) commands.
 BPF_PROG_LOAD = 5

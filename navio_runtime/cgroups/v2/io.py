@@ -9,14 +9,14 @@ where the io.cost controller is enabled for that device.
 """
 
 import errno
-import logging
 import os
 
 from navio_runtime.cgroups import files
 from navio_runtime.cgroups.resources import entries, integer, section
 from navio_runtime.errors import CgroupError
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 WHERE = "linux.resources.blockIO"
 

@@ -1,6 +1,5 @@
 """`V2Manager`: a container cgroup on the cgroup v2 unified hierarchy."""
 
-import logging
 import os
 import signal
 
@@ -8,8 +7,9 @@ from navio_runtime.cgroups import files
 from navio_runtime.cgroups.base import Manager
 from navio_runtime.cgroups.v2 import cpu, cpuset, devices, freezer, hugetlb, io, memory, pids, rdma, unified
 from navio_runtime.errors import CgroupError
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Controller -> function that returns whether linux.resources needs that controller.
 _CONTROLLER_REQUESTS = (

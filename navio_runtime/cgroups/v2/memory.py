@@ -4,14 +4,14 @@ Values of 0 for limit, reservation and swap mean "not set", as in runc,
 and -1 means "max".
 """
 
-import logging
 import os
 
 from navio_runtime.cgroups import files
 from navio_runtime.cgroups.resources import integer, section
 from navio_runtime.errors import CgroupError
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 WHERE = "linux.resources.memory"
 
