@@ -40,6 +40,20 @@ def _cmd_run(args):
                console_socket=args.console_socket, keep=args.keep)
 
 
+def _cmd_exec(args):
+    from navio_runtime.container.exec import build_exec_process, exec_process
+    from navio_runtime.container.state import state_record
+
+    record = state_record(args.container_id, root=args.root)
+    process = build_exec_process(
+        record.config.get("process"), args=args.command, process_file=args.process, cwd=args.cwd,
+        env=args.env, user=args.user, additional_gids=args.additional_gids, tty=args.tty,
+        no_new_privileges=args.no_new_privs, apparmor=args.apparmor, caps=args.cap,
+    )
+    return exec_process(args.container_id, process, root=args.root, detach=args.detach, pid_file=args.pid_file,
+                        console_socket=args.console_socket, preserve_fds=args.preserve_fds)
+
+
 def _cmd_state(args):
     from navio_runtime.container.state import state
 
@@ -170,6 +184,26 @@ def build_parser():
 
     sub = command("start", _cmd_start, "start a created container")
     sub.add_argument("container_id", metavar="ID")
+
+    sub = command("exec", _cmd_exec, "run a new process inside a created or running container")
+    sub.add_argument("--process", "-p", help="JSON file (or - for stdin) with the process object to run")
+    sub.add_argument("--cwd", help="working directory inside the container")
+    sub.add_argument("--env", "-e", action="append", default=[], help="add NAME=VALUE to the environment")
+    sub.add_argument("--user", "-u", help="numeric uid[:gid] to run as")
+    sub.add_argument("--additional-gids", "-g", action="append", type=int, default=[], help="extra group id")
+    sub.add_argument("--tty", "-t", action="store_true", help="allocate a terminal (needs --console-socket)")
+    sub.add_argument("--console-socket", help="unix socket to receive the terminal's master fd")
+    sub.add_argument("--detach", "-d", action="store_true", help="return once the process runs")
+    sub.add_argument("--pid-file", help="write the process's host PID to this file")
+    sub.add_argument("--no-new-privs", action="store_true", help="set noNewPrivileges for the process")
+    sub.add_argument("--apparmor", help="AppArmor profile for the process")
+    sub.add_argument("--process-label", help="SELinux label for the process")
+    sub.add_argument("--cap", "-c", action="append", default=[],
+                     help="add a capability to the bounding, effective and permitted sets (never inheritable)")
+    sub.add_argument("--preserve-fds", type=int, default=0, help="pass N extra fds (3 .. 3+N-1) to the process")
+    sub.add_argument("--ignore-paused", action="store_true", help="accepted for runc compatibility")
+    sub.add_argument("container_id", metavar="ID")
+    sub.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND", help="command and arguments")
 
     sub = command("state", _cmd_state, "print the OCI state of a container as JSON")
     sub.add_argument("container_id", metavar="ID")

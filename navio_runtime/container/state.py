@@ -9,6 +9,12 @@ def state(container_id, root=None):
     return store.oci_state(store.load(container_id))
 
 
+def state_record(container_id, root=None):
+    """Return the runtime's ContainerState of `container_id` (config, cgroup, pid)."""
+    store = StateStore(root) if root else StateStore()
+    return store.load(container_id)
+
+
 def list_containers(root=None):
     """Return the OCI state plus creation time of every container under `root`."""
     from navio_runtime.errors import ContainerNotFound

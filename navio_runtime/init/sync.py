@@ -22,14 +22,20 @@ def send(sock, message_type, **fields):
     sock.sendall(json.dumps(fields).encode())
 
 
-def receive(sock, expected=None, timeout=None):
-    """Receive one message; raise InitError on EOF, on an "error" message or an unexpected type."""
+def receive(sock, expected=None, timeout=None, eof_ok=False):
+    """Receive one message; raise InitError on an "error" message or an unexpected type.
+
+    End of file raises InitError too, unless `eof_ok` is set: then it returns
+    None, which is how a close-on-exec socket reports a successful execve.
+    """
     sock.settimeout(timeout)
     try:
         data = sock.recv(MAX_MESSAGE)
     except socket.timeout:
         raise InitError(f"timed out after {timeout} s waiting for the container init") from None
     if not data:
+        if eof_ok:
+            return None
         raise InitError("the container init exited before it finished setting up")
     message = json.loads(data)
     if message.get("type") == "error":

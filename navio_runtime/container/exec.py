@@ -1,0 +1,342 @@
+"""`exec`: run an additional process inside a created or running container.
+
+The runtime forks a joiner that makes itself non-dumpable, enters the
+container's cgroup and namespaces (setns), and forks the new process, so that
+a new pid namespace applies to it. The process then takes the container's
+security settings (user, capabilities, noNewPrivileges, AppArmor, seccomp) and
+execs. Being non-dumpable, no process of the container can open
+/proc/<pid>/exe of the runtime while it is inside, which is how CVE-2019-5736
+overwrote runc's binary on the host.
+"""
+
+import os
+import signal
+
+from navio_runtime.errors import NavioError, SpecError, StateError
+from navio_runtime.init import sync
+from navio_runtime.log import get_logger
+from navio_runtime.state_store import CREATED, PAUSED, RUNNING, StateStore, process_start_time
+
+log = get_logger(__name__)
+
+# Namespaces joined in this order. The user namespace comes first so the
+# joiner holds capabilities over the rest; the mount namespace comes last
+# because joining it changes what /proc paths resolve to.
+JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+
+
+def build_exec_process(config_process, args=None, process_file=None, cwd=None, env=(), user=None,
+                       additional_gids=(), tty=False, no_new_privileges=False, apparmor=None, caps=()):
+    """Return the process object to run: --process FILE, or the container's process overridden by flags."""
+    if process_file:
+        import json
+
+        with open(process_file) if process_file != "-" else _stdin() as process_input:
+            try:
+                process = json.load(process_input)
+            except ValueError as error:
+                raise SpecError(f"--process {process_file}: invalid JSON: {error}") from None
+        if not isinstance(process, dict):
+            raise SpecError(f"--process {process_file}: the document must be a JSON object")
+    else:
+        if not args:
+            raise SpecError("exec needs a command to run after the container id, or --process FILE")
+        process = {key: value for key, value in (config_process or {}).items()}
+        process["args"] = list(args)
+        process["terminal"] = tty
+        process["env"] = list(process.get("env") or []) + list(env)
+        if cwd:
+            process["cwd"] = cwd
+        if user:
+            process["user"] = _parse_user(user, additional_gids)
+        elif additional_gids:
+            process.setdefault("user", {"uid": 0, "gid": 0})["additionalGids"] = list(additional_gids)
+        if no_new_privileges:
+            process["noNewPrivileges"] = True
+        if apparmor:
+            process["apparmorProfile"] = apparmor
+
+    if not process.get("args"):
+        raise SpecError("process.args: the exec process needs a command")
+    process.setdefault("cwd", "/")
+    if not str(process["cwd"]).startswith("/"):
+        raise SpecError(f"process.cwd {process['cwd']!r} is not an absolute path")
+    process["_extra_caps"] = list(caps)
+    return process
+
+
+def _stdin():
+    import sys
+
+    return os.fdopen(os.dup(sys.stdin.fileno()))
+
+
+def _parse_user(value, additional_gids):
+    uid_text, _, gid_text = value.partition(":")
+    try:
+        user = {"uid": int(uid_text), "gid": int(gid_text) if gid_text else 0}
+    except ValueError:
+        raise SpecError(f"--user {value!r}: use numeric uid[:gid]") from None
+    if additional_gids:
+        user["additionalGids"] = list(additional_gids)
+    return user
+
+
+def exec_process(container_id, process, root=None, detach=False, pid_file=None, console_socket=None,
+                 preserve_fds=0):
+    """Run `process` (from build_exec_process) in the container; return its exit status, or 0 when detached."""
+    store = StateStore(root) if root else StateStore()
+    with store.lock(container_id, shared=True):
+        state = store.load(container_id)
+        status = store.status(state)
+        if status not in (CREATED, RUNNING):
+            reason = "resume it first" if status == PAUSED else "start it first" if status == "creating" else ""
+            raise StateError(f"cannot exec in container {container_id}: its status is {status!r}" + (f"; {reason}" if reason else ""))
+        if process.get("terminal") and not console_socket:
+            raise SpecError("exec with a terminal (--tty) needs --console-socket to receive it")
+
+        from navio_runtime.spec.model import spec_from_dict
+
+        spec = spec_from_dict(state.config)
+        namespace_fds = _open_namespaces(state, spec)
+        joiner = _Joiner(state, spec, process, namespace_fds, console_socket, preserve_fds)
+        if not detach:
+            from navio_runtime.linux.syscalls import set_child_subreaper
+
+            set_child_subreaper()
+        pid = joiner.start()
+
+    if pid_file:
+        from navio_runtime.container.create import _write_pid_file
+
+        _write_pid_file(pid_file, pid)
+    if detach:
+        return 0
+
+    from navio_runtime.container.run import _wait_forwarding_signals
+
+    return _wait_forwarding_signals(pid)
+
+
+def _open_namespaces(state, spec):
+    """Open the container's namespaces while the init is pinned by a pidfd and its start time matches."""
+    from navio_runtime.linux.syscalls import NAMESPACE_FLAGS, NAMESPACE_PROC_NAMES
+
+    pidfd = os.pidfd_open(state.pid)
+    fds = []
+    try:
+        if process_start_time(state.pid) != state.pid_start_time:
+            raise StateError(f"container {state.id}: its init process {state.pid} has exited")
+        by_type = {namespace.type: namespace for namespace in spec.linux.namespaces}
+        for ns_type in JOIN_ORDER:
+            if ns_type not in by_type:
+                continue
+            path = f"/proc/{state.pid}/ns/{NAMESPACE_PROC_NAMES[ns_type]}"
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as error:
+                raise StateError(f"cannot open {ns_type} namespace {path}: {error.strerror}") from None
+            fds.append((ns_type, NAMESPACE_FLAGS[ns_type], fd))
+        if process_start_time(state.pid) != state.pid_start_time:
+            raise StateError(f"container {state.id}: its init process {state.pid} has exited")
+    except BaseException:
+        for _, _, fd in fds:
+            os.close(fd)
+        raise
+    finally:
+        os.close(pidfd)
+    return fds
+
+
+class _Joiner:
+    def __init__(self, state, spec, process, namespace_fds, console_socket_path, preserve_fds):
+        self.state = state
+        self.spec = spec
+        self.process = process
+        self.namespace_fds = namespace_fds
+        self.console_socket_path = console_socket_path
+        self.preserve_fds = preserve_fds
+
+    def start(self):
+        """Fork the joiner, put it in the container's cgroup and return the host PID of the new process."""
+        console = None
+        if self.console_socket_path:
+            from navio_runtime.init.terminal import connect_console_socket
+
+            console = connect_console_socket(self.console_socket_path)
+
+        parent_socket, child_socket = sync.socket_pair()
+        joiner_pid = os.fork()
+        if joiner_pid == 0:
+            parent_socket.close()
+            self._run_joiner(child_socket, console)
+
+        child_socket.close()
+        if console is not None:
+            console.close()
+        for _, _, fd in self.namespace_fds:
+            os.close(fd)
+        try:
+            if self.state.cgroup:
+                from navio_runtime.cgroups import manager_from_dict
+
+                manager_from_dict(self.state.cgroup).add_process(joiner_pid)
+            sync.send(parent_socket, "go")
+            message = sync.receive(parent_socket, expected=("pid",), timeout=60)
+            pid = message["pid"]
+            # End of file without an error means execve succeeded (the socket is close-on-exec).
+            sync.receive(parent_socket, timeout=60, eof_ok=True)
+            return pid
+        except BaseException:
+            os.kill(joiner_pid, signal.SIGKILL)
+            raise
+        finally:
+            parent_socket.close()
+            try:
+                os.waitpid(joiner_pid, 0)
+            except ChildProcessError:
+                pass
+
+    def _run_joiner(self, sync_socket, console):
+        from navio_runtime.init.process import close_fds_except
+        from navio_runtime.linux import syscalls as sc
+        from navio_runtime.log import open_log_fds
+
+        try:
+            keep = {sync_socket.fileno()} | {fd for _, _, fd in self.namespace_fds} | open_log_fds()
+            if console is not None:
+                keep.add(console.fileno())
+            close_fds_except(keep, 3 + self.preserve_fds)
+            sc.set_dumpable(False)
+            _preload_process_modules(self.spec)
+
+            sync.receive(sync_socket, expected=("go",))
+            for ns_type, flag, fd in self.namespace_fds:
+                sc.setns(fd, flag, what=f"{ns_type} namespace of container {self.state.id}")
+                os.close(fd)
+
+            pid = os.fork()
+            if pid == 0:
+                _run_process(self.spec, self.process, sync_socket, console)
+            sync.send(sync_socket, "pid", pid=pid)
+            os._exit(0)
+        except BaseException as error:
+            _report(sync_socket, error)
+
+
+def _preload_process_modules(spec):
+    """Import what the new process needs before setns(mount) hides the runtime's files."""
+    import fcntl  # noqa: F401
+    import logging  # noqa: F401
+
+    from navio_runtime import plan  # noqa: F401
+    from navio_runtime.init import capabilities, process, process_attrs, terminal  # noqa: F401
+    from navio_runtime.spec import model  # noqa: F401
+
+    if spec.linux.seccomp:
+        from navio_runtime.init import seccomp  # noqa: F401
+
+
+def _report(channel, error):
+    message = str(error) if isinstance(error, (NavioError, OSError)) else f"{type(error).__name__}: {error}"
+    try:
+        sync.send(channel, "error", message=message)
+    except OSError:
+        pass
+    os._exit(1)
+
+
+class _ProcessContext:
+    """The attributes of InitContext that the process steps read."""
+
+    def __init__(self, spec, environment):
+        self.spec = spec
+        self.environment = environment
+        self.executable = ""
+
+
+def _run_process(spec, process_data, sync_socket, console):
+    from navio_runtime.init import capabilities, process_attrs
+    from navio_runtime.init import process as steps
+    from navio_runtime.linux import syscalls as sc
+    from navio_runtime.plan import Operation
+    from navio_runtime.spec.model import spec_from_dict
+
+    try:
+        os.setsid()
+        config = dict(spec.raw)
+        extra_caps = process_data.pop("_extra_caps", [])
+        config["process"] = process_data
+        exec_spec = spec_from_dict(config)
+        process = exec_spec.process
+
+        terminal_fd = -1
+        if process.terminal:
+            terminal_fd = _open_exec_terminal(console, process.console_size)
+
+        process_attrs.apply_rlimits(list(process.rlimits))
+        if process.apparmor_profile:
+            process_attrs.apply_apparmor_profile(process.apparmor_profile)
+        if process.selinux_label:
+            process_attrs.apply_selinux_label(process.selinux_label)
+
+        seccomp_early = bool(spec.linux.seccomp) and not process.no_new_privileges
+        if seccomp_early:
+            from navio_runtime.init import seccomp
+
+            seccomp.load_seccomp(spec.linux.seccomp)
+
+        capabilities.keep_capabilities_across_setuid()
+        user = process.user
+        steps.set_user(None, Operation("process", "set-user", {
+            "uid": user.uid, "gid": user.gid, "additional_gids": list(user.additional_gids)}))
+        if user.umask is not None:
+            os.umask(user.umask)
+        if extra_caps:
+            capabilities.apply_capabilities_for_exec(process.capabilities, extra_caps)
+        else:
+            capabilities.apply_capabilities(process.capabilities)
+        if process.no_new_privileges:
+            sc.set_no_new_privileges()
+
+        context = _ProcessContext(exec_spec, {})
+        context.environment = steps.container_environment(context)
+        steps.change_directory(context, Operation("process", "chdir", {"path": process.cwd}))
+        steps.resolve_executable(context)
+
+        if spec.linux.seccomp and not seccomp_early:
+            from navio_runtime.init import seccomp
+
+            seccomp.load_seccomp(spec.linux.seccomp)
+
+        if terminal_fd >= 0:
+            from navio_runtime.init.terminal import TIOCSCTTY
+            import fcntl
+
+            fcntl.ioctl(terminal_fd, TIOCSCTTY, 0)
+            for target in (0, 1, 2):
+                os.dup2(terminal_fd, target)
+        steps.execute(context, None)
+    except BaseException as error:
+        _report(sync_socket, error)
+
+
+def _open_exec_terminal(console, console_size):
+    """Open a pty in the container's devpts and send its master to the console socket."""
+    import fcntl
+    import struct
+
+    from navio_runtime.init.terminal import TIOCGPTN, TIOCSPTLCK, TIOCSWINSZ, _send_master
+
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
+        slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        if console_size:
+            fcntl.ioctl(slave, TIOCSWINSZ, struct.pack("HHHH", console_size.get("height", 0), console_size.get("width", 0), 0, 0))
+        _send_master(console, master)
+    finally:
+        os.close(master)
+        console.close()
+    return slave
