@@ -42,7 +42,7 @@ def validate_container_id(container_id):
 
 
 class ContainerState:
-    """What the runtime records about one container.
+    """Runtime record of one container.
 
     A plain class with __slots__ rather than a dataclass: every command loads
     it, and importing dataclasses (with inspect) costs about 5 ms per command.

@@ -267,7 +267,7 @@ def _resources_with_default_devices(resources, devices):
     """Return linux.resources with the runtime's default device rules appended.
 
     Like runc, the runtime also allows every device that linux.devices creates,
-    so a node the config asks for can be opened.
+    so every node in the config can be opened.
     """
     from navio_runtime.cgroups import default_device_rules
 

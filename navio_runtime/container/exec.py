@@ -19,8 +19,8 @@ from navio_runtime.state_store import CREATED, PAUSED, RUNNING, StateStore, proc
 
 log = get_logger(__name__)
 
-# Namespaces joined in this order. The user namespace comes first so the
-# joiner holds capabilities over the rest; the mount namespace comes last
+# Namespaces joined in this order. The user namespace comes first, so that the
+# joiner has capabilities over the rest. The mount namespace comes last,
 # because joining it changes what /proc paths resolve to.
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
@@ -90,8 +90,10 @@ def exec_process(container_id, process, root=None, detach=False, pid_file=None, 
         state = store.load(container_id)
         status = store.status(state)
         if status not in (CREATED, RUNNING):
-            reason = "resume it first" if status == PAUSED else "start it first" if status == "creating" else ""
-            raise StateError(f"cannot exec in container {container_id}: its status is {status!r}" + (f"; {reason}" if reason else ""))
+            message = f"cannot exec in container {container_id}: its status is {status!r}"
+            if status == PAUSED:
+                message += "; resume it first"
+            raise StateError(message)
         if process.get("terminal") and not console_socket:
             raise SpecError("exec with a terminal (--tty) needs --console-socket to receive it")
 

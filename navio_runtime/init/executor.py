@@ -33,7 +33,7 @@ _TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIG
 
 
 class InitContext:
-    """What the intermediate and init processes need to run the plan."""
+    """Settings and open resources that the intermediate and init processes use to run the plan."""
 
     def __init__(self, spec, bundle, plan, sync_socket, exec_listener, preserve_fds=0, cgroup_paths=None,
                  container_id="", state_dir=""):
@@ -207,7 +207,7 @@ ACTIONS = {
 
 
 def _report_and_exit(ctx, error):
-    """Send `error` to whoever waits for this process (create or start) and exit."""
+    """Send `error` to the waiting runtime process (`create`, or `start` after "ready") and exit."""
     if isinstance(error, NavioError):
         message = str(error)
     elif isinstance(error, OSError):

@@ -1,9 +1,10 @@
 """The container's terminal: a pty from the container's devpts, its master sent over --console-socket.
 
-This is runc's protocol, which podman (conmon) and containerd expect: the
+This is runc's protocol, which podman (conmon) and containerd expect. The
 runtime connects to the unix socket given with --console-socket and sends the
-pty master as SCM_RIGHTS with the name "/dev/ptmx"; the process gets the slave
-as stdin, stdout, stderr and controlling terminal, also bound on /dev/console.
+pty master as SCM_RIGHTS with the name "/dev/ptmx". The process gets the slave
+as stdin, stdout, stderr and controlling terminal, and /dev/console is bound
+to it.
 """
 
 import array
