@@ -318,18 +318,20 @@ class PlanBuilder:
     def _container(self):
         spec = self.spec
         linux = spec.linux
-        for path in linux.masked_paths:
-            self.add("container", "mask-path", path=path)
-        for path in linux.readonly_paths:
-            self.add("container", "readonly-path", path=path)
-        if spec.root.readonly:
-            self.add("container", "remount-root-readonly")
         if spec.hostname is not None and linux.namespace("uts") is not None:
             self.add("container", "sethostname", name=spec.hostname)
         if spec.domainname is not None and linux.namespace("uts") is not None:
             self.add("container", "setdomainname", name=spec.domainname)
+
+        # Sysctls go before readonlyPaths, which usually make /proc/sys read-only.
         for key, value in sorted((linux.sysctl or {}).items()):
             self.add("container", "sysctl", key=key, value=value)
+        for path in linux.readonly_paths:
+            self.add("container", "readonly-path", path=path)
+        for path in linux.masked_paths:
+            self.add("container", "mask-path", path=path)
+        if spec.root.readonly:
+            self.add("container", "remount-root-readonly")
 
     def _process(self):
         process = self.spec.process

@@ -83,9 +83,49 @@ def mount_entry(ctx, op):
             sc.mount(None, fd_path(fd), None, propagation, display_target=destination)
 
     if args["recursive_attributes"]:
-        raise InitError(
-            f"mounts[{args['index']}]: recursive mount options {args['recursive_attributes']} are not supported yet"
-        )
+        attr_set, attr_clear = recursive_mount_attributes(args["recursive_attributes"])
+        with _opened(ctx, destination) as fd:
+            # mount_setattr needs a real fd of the mount root, not an O_PATH one through /proc.
+            mount_fd = os.open(fd_path(fd), os.O_PATH | os.O_CLOEXEC | os.O_DIRECTORY)
+            try:
+                sc.mount_setattr(mount_fd, attr_set, attr_clear, recursive=True, what=destination)
+            finally:
+                os.close(mount_fd)
+
+
+# Recursive mount options (runtime-spec 1.1+) -> (MOUNT_ATTR_* to set, MOUNT_ATTR_* to clear).
+_RECURSIVE_ATTRIBUTES = {
+    "rro": (sc.MOUNT_ATTR_RDONLY, 0),
+    "rrw": (0, sc.MOUNT_ATTR_RDONLY),
+    "rnosuid": (sc.MOUNT_ATTR_NOSUID, 0),
+    "rsuid": (0, sc.MOUNT_ATTR_NOSUID),
+    "rnodev": (sc.MOUNT_ATTR_NODEV, 0),
+    "rdev": (0, sc.MOUNT_ATTR_NODEV),
+    "rnoexec": (sc.MOUNT_ATTR_NOEXEC, 0),
+    "rexec": (0, sc.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (sc.MOUNT_ATTR_NODIRATIME, 0),
+    "rdiratime": (0, sc.MOUNT_ATTR_NODIRATIME),
+    "rnosymfollow": (sc.MOUNT_ATTR_NOSYMFOLLOW, 0),
+    "rsymfollow": (0, sc.MOUNT_ATTR_NOSYMFOLLOW),
+    # The atime modes share one field: clearing MOUNT_ATTR__ATIME selects it.
+    "rrelatime": (sc.MOUNT_ATTR_RELATIME, sc.MOUNT_ATTR__ATIME),
+    "rnorelatime": (sc.MOUNT_ATTR_STRICTATIME, sc.MOUNT_ATTR__ATIME),
+    "rnoatime": (sc.MOUNT_ATTR_NOATIME, sc.MOUNT_ATTR__ATIME),
+    "ratime": (sc.MOUNT_ATTR_RELATIME, sc.MOUNT_ATTR__ATIME),
+    "rstrictatime": (sc.MOUNT_ATTR_STRICTATIME, sc.MOUNT_ATTR__ATIME),
+    "rnostrictatime": (sc.MOUNT_ATTR_RELATIME, sc.MOUNT_ATTR__ATIME),
+}
+
+
+def recursive_mount_attributes(options):
+    """Return the (set, clear) MOUNT_ATTR_* masks for recursive mount options, later options winning."""
+    attr_set = 0
+    attr_clear = 0
+    for option in options:
+        add, remove = _RECURSIVE_ATTRIBUTES[option]
+        attr_set = (attr_set & ~remove) | add
+        attr_clear = (attr_clear & ~add) | remove
+    return attr_set, attr_clear
 
 
 class _opened:
@@ -122,7 +162,7 @@ def mount_cgroup(ctx, op):
     """Mount the container's view of the cgroup filesystem at the destination.
 
     On a unified host this is cgroup2 itself. On hybrid and legacy hosts a
-    tmpfs holds one read-only bind mount per v1 hierarchy, each showing the
+    tmpfs contains one read-only bind mount per v1 hierarchy, each showing the
     container's own cgroup as runc does, and "unified" shows the cgroup2 tree.
     """
     destination = op.args["destination"]
@@ -409,19 +449,13 @@ def set_domainname(ctx, op):
 
 
 def write_sysctl(ctx, op):
+    from navio_runtime.init.process_attrs import write_proc_file
+
     key = op.args["key"]
-    relative = key.replace(".", "/")
-    path = f"/proc/sys/{relative}"
+    relative = "sys/" + key.replace(".", "/")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        # write_proc_file checks that the target is really procfs, so an image
+        # cannot redirect the write with a mount over /proc/sys.
+        write_proc_file(relative, str(op.args["value"]))
     except OSError as error:
-        raise InitError(f"linux.sysctl {key}: cannot open {path}: {error.strerror}") from None
-    try:
-        # The image can bind-mount a file over /proc/sys to redirect this write.
-        if sc.filesystem_type(fd, path) != sc.PROC_SUPER_MAGIC:
-            raise InitError(f"linux.sysctl {key}: {path} is not on procfs; refusing to write")
-        os.write(fd, str(op.args["value"]).encode())
-    except OSError as error:
-        raise InitError(f"linux.sysctl {key}={op.args['value']!r}: write to {path} failed: {error.strerror}") from None
-    finally:
-        os.close(fd)
+        raise InitError(f"linux.sysctl {key}={op.args['value']!r}: write to /proc/{relative} failed: {error.strerror}") from None

@@ -32,6 +32,7 @@ _SYSCALL_NUMBERS = {
         "sched_setattr": 314,
         "pidfd_send_signal": 424,
         "seccomp": 317,
+        "mount_setattr": 442,
     },
     "aarch64": {
         "pivot_root": 41,
@@ -44,6 +45,7 @@ _SYSCALL_NUMBERS = {
         "sched_setattr": 274,
         "pidfd_send_signal": 424,
         "seccomp": 277,
+        "mount_setattr": 442,
     },
 }
 
@@ -258,7 +260,7 @@ def set_process_name(name):
 
 
 # ---------------------------------------------------------------------------
-# Filesystem type of an open file: fstatfs(2)
+# Filesystem magic numbers (f_type of fstatfs(2), see filesystem_magic below)
 # ---------------------------------------------------------------------------
 
 PROC_SUPER_MAGIC = 0x9FA0
@@ -266,28 +268,47 @@ TMPFS_MAGIC = 0x01021994
 DEVPTS_SUPER_MAGIC = 0x1CD1
 
 
-class _StatFs(ctypes.Structure):
+# ---------------------------------------------------------------------------
+# Mount attributes: mount_setattr(2)
+# ---------------------------------------------------------------------------
+
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+
+class _MountAttr(ctypes.Structure):
     _fields_ = [
-        ("f_type", ctypes.c_long),
-        ("f_bsize", ctypes.c_long),
-        ("f_blocks", ctypes.c_ulong),
-        ("f_bfree", ctypes.c_ulong),
-        ("f_bavail", ctypes.c_ulong),
-        ("f_files", ctypes.c_ulong),
-        ("f_ffree", ctypes.c_ulong),
-        ("f_fsid", ctypes.c_int * 2),
-        ("f_namelen", ctypes.c_long),
-        ("f_frsize", ctypes.c_long),
-        ("f_flags", ctypes.c_long),
-        ("f_spare", ctypes.c_long * 4),
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
     ]
 
 
-def filesystem_type(fd, path=""):
-    """Return f_type of the filesystem that `fd` is on (e.g. PROC_SUPER_MAGIC)."""
-    buffer = _StatFs()
-    _check(_libc.fstatfs(ctypes.c_int(fd), ctypes.byref(buffer)), "fstatfs", path or f"fd {fd}")
-    return buffer.f_type & 0xFFFFFFFF
+def mount_setattr(fd, attr_set, attr_clr, recursive=True, what=""):
+    """Change the attributes of the mount that `fd` is the root of (and, recursively, of its submounts)."""
+    attributes = _MountAttr(attr_set, attr_clr, 0, 0)
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    result = _libc.syscall(
+        ctypes.c_long(syscall_number("mount_setattr")),
+        ctypes.c_int(fd),
+        b"",
+        ctypes.c_uint(flags),
+        ctypes.byref(attributes),
+        ctypes.c_size_t(ctypes.sizeof(attributes)),
+    )
+    _check(int(result), "mount_setattr", what or f"fd {fd}")
 
 
 # ---------------------------------------------------------------------------
