@@ -140,6 +140,16 @@ def _cmd_plan(args):
     return 0
 
 
+class _VersionAction(argparse.Action):
+    """Print the runtime and spec versions on separate lines, as runc does (argparse's action reflows them)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from navio_runtime import OCI_VERSION
+
+        print(f"navio-runtime version {__version__}\nspec: {OCI_VERSION}")
+        parser.exit()
+
+
 def _add_bundle(parser):
     parser.add_argument("--bundle", "-b", default=".", help="path to the bundle directory (default: the current directory)")
 
@@ -154,7 +164,7 @@ def build_parser():
                         help="read cgroupsPath as slice:prefix:name and place the container under systemd")
     parser.add_argument("--rootless", default="auto", help="accepted for runc compatibility; ignored")
     parser.add_argument("--criu", help=argparse.SUPPRESS)
-    parser.add_argument("--version", "-v", action="version", version=f"navio-runtime {__version__}\nspec: 1.3.0")
+    parser.add_argument("--version", "-v", action=_VersionAction, nargs=0, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -262,6 +272,14 @@ def main(argv=None):
         if args.log:
             log.error("%s", error)
         print(f"navio-runtime: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        # An unexpected system error still gets one line naming the file, not a traceback.
+        where = f": {error.filename}" if error.filename else ""
+        message = f"{error.strerror or error}{where}"
+        if args.log:
+            log.error("%s", message)
+        print(f"navio-runtime: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

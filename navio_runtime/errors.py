@@ -68,3 +68,25 @@ class ProcessAttributeError(NavioError):
 
     The message names the attribute, the requested value and, for a failed system call, the errno.
     """
+
+
+class ArchiveError(NavioError):
+    """A root filesystem archive could not be extracted.
+
+    The message names the archive and, when one is involved, the member.
+    `archive` and `member` ("" when the failure is not about one member) keep both.
+    """
+
+    def __init__(self, archive, member, message):
+        where = f"{archive}: member {member!r}" if member else str(archive)
+        super().__init__(f"{where}: {message}")
+        self.archive = str(archive)
+        self.member = member
+
+
+class UnsafeMemberError(ArchiveError):
+    """An archive member would be written outside the root filesystem or through a link that leaves it."""
+
+
+class ArchiveLimitError(ArchiveError):
+    """An archive exceeds the configured maximum of uncompressed bytes or members."""

@@ -202,8 +202,9 @@ class PlanBuilder:
     def _runtime(self):
         linux = self.spec.linux
         self.add("runtime", "cgroup-create", path=linux.cgroups_path or "(default)")
-        if linux.resources:
-            self.add("runtime", "cgroup-apply", controllers=sorted(linux.resources))
+        # The default device rules are always applied, so this step is never empty.
+        controllers = sorted(set(linux.resources or {}) | {"devices"})
+        self.add("runtime", "cgroup-apply", controllers=controllers)
         self.add("runtime", "cgroup-join")
 
     def _namespaces(self):
@@ -362,8 +363,10 @@ class PlanBuilder:
 
         user = process.user
         self.add("process", "set-user", uid=user.uid, gid=user.gid, additional_gids=list(user.additional_gids))
-        if user.umask is not None:
-            self.add("process", "set-umask", umask=f"{user.umask:04o}")
+        # Without process.user.umask the container gets 0022, as with runc,
+        # not whatever umask the caller of the runtime had.
+        umask = user.umask if user.umask is not None else 0o022
+        self.add("process", "set-umask", umask=f"{umask:04o}")
         self.add("process", "set-capabilities", sets=process.capabilities or {})
         if process.exec_cpu_affinity:
             self.add("process", "set-cpu-affinity", value=process.exec_cpu_affinity)

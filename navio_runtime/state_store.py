@@ -123,6 +123,15 @@ class StateStore:
     def exec_socket_path(self, container_id):
         return os.path.join(self.container_dir(container_id), EXEC_SOCKET)
 
+    def open_dir(self, container_id):
+        """Return an O_PATH fd of the container's directory, for socket paths under it.
+
+        A unix socket path may have at most 107 bytes, which `<root>/<64-char
+        id>/exec.sock` can exceed, so sockets are addressed as
+        /proc/self/fd/<fd>/exec.sock.
+        """
+        return os.open(self.container_dir(container_id), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
     def create_dir(self, container_id):
         """Create the container's directory; raise ContainerExists if another create owns the id."""
         os.makedirs(self.root, mode=0o711, exist_ok=True)

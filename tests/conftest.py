@@ -124,3 +124,112 @@ def runtime(tmp_path):
     runner.cleanup()
     leftovers = [name for name in os.listdir(root) if not name.startswith(".")]
     assert leftovers == [], f"state directories left behind: {leftovers}"
+
+
+# ---------------------------------------------------------------------------
+# Fixtures of the core integration tests: unique ids, one-shot containers and
+# checks for what a container may leave on the host.
+# ---------------------------------------------------------------------------
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+# Parent of the container cgroups when linux.cgroupsPath is unset (navio_runtime.cgroups.paths).
+RUNTIME_CGROUP_PARENT = "navio"
+
+
+@pytest.fixture
+def new_id():
+    """Return a factory: new_id("prefix") -> a container id that no other test or helper uses."""
+
+    def factory(prefix="core"):
+        return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+    return factory
+
+
+def _cgroup_directories(container_id):
+    import glob
+
+    patterns = (
+        os.path.join(CGROUP_ROOT, "*", RUNTIME_CGROUP_PARENT, container_id),
+        os.path.join(CGROUP_ROOT, RUNTIME_CGROUP_PARENT, container_id),
+    )
+    return sorted(path for pattern in patterns for path in glob.glob(pattern) if os.path.isdir(path))
+
+
+def _processes_in_cgroup(container_id):
+    suffix = f"/{RUNTIME_CGROUP_PARENT}/{container_id}"
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cgroup") as cgroup_file:
+                lines = cgroup_file.read().splitlines()
+        except OSError:
+            continue
+        if any(line.endswith(suffix) or f"{suffix}/" in line for line in lines):
+            pids.append(int(name))
+    return pids
+
+
+@pytest.fixture
+def leftovers():
+    """Return a function: leftovers(container_id) -> what the container left on the host.
+
+    The result maps "cgroups" to the container's cgroup directories under
+    /sys/fs/cgroup/*/navio/<id> (the default cgroupsPath) and "processes" to
+    the PIDs that are still in such a cgroup. Both lists are empty once a
+    container is deleted or its create failed.
+    """
+
+    def find(container_id):
+        return {
+            "cgroups": _cgroup_directories(container_id),
+            "processes": _processes_in_cgroup(container_id),
+        }
+
+    return find
+
+
+def _host_mount_points():
+    with open("/proc/self/mountinfo", "rb") as mountinfo:
+        return {line.split()[4].decode() for line in mountinfo}
+
+
+@pytest.fixture
+def no_host_mounts(tmp_path):
+    """Fail the test when a mount appears on the host below tmp_path or the busybox rootfs."""
+    watched = (str(tmp_path), os.path.realpath(BUSYBOX_ROOTFS))
+    before = _host_mount_points()
+    yield
+    added = sorted(point for point in _host_mount_points() - before if point.startswith(watched))
+    assert added == [], f"mounts left on the host: {added}"
+
+
+@pytest.fixture
+def run_container(runtime, make_bundle, new_id):
+    """Return a function: run_container(args, **bundle_changes) -> CompletedProcess of `run`.
+
+    Each call makes a bundle with make_bundle(args=args, **bundle_changes) and
+    runs it in the foreground under a new id. Pass `runtime_kwargs` (a dict)
+    to forward keyword arguments such as `umask` to the runtime fixture.
+    """
+
+    def launch(args, runtime_kwargs=None, **bundle_changes):
+        bundle = make_bundle(args=args, **bundle_changes)
+        return runtime("run", "--bundle", bundle.path, new_id("run"), **(runtime_kwargs or {}))
+
+    return launch
+
+
+@pytest.fixture
+def base_config():
+    """Return a function: base_config() -> a deep copy of the busybox config.json, to edit and pass to make_bundle."""
+    with open(BUSYBOX_CONFIG) as config_file:
+        config = json.load(config_file)
+
+    def fresh_copy():
+        return copy.deepcopy(config)
+
+    return fresh_copy

@@ -299,7 +299,7 @@ SEMANTIC_CASES = [
     ("hook-path-relative", set_in(["hooks"], {"prestart": [{"path": "bin/hook"}]}), "hooks.prestart[0].path"),
     ("hook-timeout-zero", set_in(["hooks"], {"poststop": [{"path": "/bin/true", "timeout": 0}]}), "hooks.poststop[0].timeout"),
     ("masked-path-relative", set_in(["linux", "maskedPaths"], ["proc/kcore"]), "linux.maskedPaths[0]"),
-    ("readonly-paths-without-mount-ns", chain(remove_namespace("mount"), set_in(["linux", "readonlyPaths"], ["/proc/sys"])), "linux.readonlyPaths"),
+    ("mount-namespace-missing", chain(remove_namespace("mount"), set_in(["linux", "readonlyPaths"], ["/proc/sys"])), "linux.namespaces"),
     ("scheduler-priority-other", set_in(["process", "scheduler"], {"policy": "SCHED_OTHER", "priority": 5}), "process.scheduler.priority"),
     ("scheduler-runtime-not-deadline", set_in(["process", "scheduler"], {"policy": "SCHED_RR", "runtime": 5}), "process.scheduler.runtime"),
     ("scheduler-deadline-order", set_in(["process", "scheduler"], {"policy": "SCHED_DEADLINE", "runtime": 20, "deadline": 10, "period": 30}), "process.scheduler.runtime"),

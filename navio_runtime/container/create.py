@@ -5,7 +5,7 @@ import socket
 import time
 
 from navio_runtime.errors import InitError, NavioError, SpecError
-from navio_runtime.state_store import CREATING, ContainerState, StateStore, process_start_time
+from navio_runtime.state_store import CREATING, EXEC_SOCKET, ContainerState, StateStore, process_start_time
 from navio_runtime.log import get_logger
 
 log = get_logger(__name__)
@@ -122,7 +122,11 @@ class _Builder:
             self.console_socket = connect_console_socket(self.console_socket_path)
 
         exec_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        exec_listener.bind(self.store.exec_socket_path(self.container_id))
+        dir_fd = self.store.open_dir(self.container_id)
+        try:
+            exec_listener.bind(f"/proc/self/fd/{dir_fd}/{EXEC_SOCKET}")
+        finally:
+            os.close(dir_fd)
         exec_listener.listen(1)
         parent_socket, child_socket = sync.socket_pair()
 

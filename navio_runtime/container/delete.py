@@ -38,8 +38,9 @@ def delete(container_id, force=False, root=None):
             from navio_runtime.cgroups import manager_from_dict
 
             manager = manager_from_dict(state.cgroup)
-            if force:
-                manager.kill_all(signal.SIGKILL)
+            # Without its own pid namespace a stopped container can leave
+            # processes behind; like runc, delete kills them rather than fail.
+            manager.kill_all(signal.SIGKILL)
             manager.destroy()
 
         store.remove(container_id)

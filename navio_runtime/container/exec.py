@@ -115,9 +115,9 @@ def exec_process(container_id, process, root=None, detach=False, pid_file=None, 
     if detach:
         return 0
 
-    from navio_runtime.container.run import _wait_forwarding_signals
+    from navio_runtime.container.run import wait_forwarding_signals
 
-    return _wait_forwarding_signals(pid)
+    return wait_forwarding_signals(pid)
 
 
 def _open_namespaces(state, spec):
@@ -292,8 +292,7 @@ def _run_process(spec, process_data, sync_socket, console):
         user = process.user
         steps.set_user(None, Operation("process", "set-user", {
             "uid": user.uid, "gid": user.gid, "additional_gids": list(user.additional_gids)}))
-        if user.umask is not None:
-            os.umask(user.umask)
+        os.umask(user.umask if user.umask is not None else 0o022)
         if extra_caps:
             capabilities.apply_capabilities_for_exec(process.capabilities, extra_caps)
         else:

@@ -24,50 +24,98 @@ def run(container_id, bundle, root=None, pid_file=None, detach=False, no_pivot=F
     The exit status is the process's own, or 128+N when signal N killed it.
     Unless `keep` is set, a foreground container is deleted after it exits, as runc does.
     """
+    forwarder = None
     before_fork = None
     if not detach:
         from navio_runtime.linux.syscalls import set_child_subreaper
 
+        # Handlers go in before create, so a signal that arrives during create,
+        # start or a poststart hook is queued and passed on, not fatal to run.
+        forwarder = SignalForwarder()
+        forwarder.install()
         # The init is a grandchild; as subreaper this process inherits it and can wait for it.
         before_fork = set_child_subreaper
 
-    state = create(container_id, bundle, root=root, pid_file=pid_file, no_pivot=no_pivot,
-                   preserve_fds=preserve_fds, systemd_cgroup=systemd_cgroup, console_socket=console_socket,
-                   before_fork=before_fork)
     try:
-        start(container_id, root=root)
-    except BaseException:
-        delete(container_id, force=True, root=root)
-        raise
-    if detach:
-        return 0
+        state = create(container_id, bundle, root=root, pid_file=pid_file, no_pivot=no_pivot,
+                       preserve_fds=preserve_fds, systemd_cgroup=systemd_cgroup, console_socket=console_socket,
+                       before_fork=before_fork)
+        try:
+            if forwarder is not None:
+                forwarder.set_target(state.pid)
+            start(container_id, root=root)
+        except BaseException:
+            delete(container_id, force=True, root=root)
+            raise
+        if detach:
+            return 0
 
-    status = _wait_forwarding_signals(state.pid)
+        status = wait_for_exit(state.pid)
+    finally:
+        if forwarder is not None:
+            forwarder.restore()
+
     if not keep:
         delete(container_id, force=True, root=root)
     return status
 
 
-def _wait_forwarding_signals(pid):
-    def forward(signum, frame):
+class SignalForwarder:
+    """Pass the signals that `run` or `exec` receives on to the container process."""
+
+    def __init__(self):
+        self.target = 0
+        self.pending = []
+        self.previous = {}
+
+    def install(self):
+        for signum in FORWARDED_SIGNALS:
+            self.previous[signum] = signal.signal(signum, self._handle)
+
+    def set_target(self, pid):
+        """Forward to `pid` from now on, starting with the signals queued so far."""
+        self.target = pid
+        pending, self.pending = self.pending, []
+        for signum in pending:
+            self._send(signum)
+
+    def restore(self):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
+
+    def _handle(self, signum, frame):
+        if self.target:
+            self._send(signum)
+        else:
+            self.pending.append(signum)
+
+    def _send(self, signum):
         try:
-            os.kill(pid, signum)
+            os.kill(self.target, signum)
         except ProcessLookupError:
             pass
 
-    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
+
+def wait_for_exit(pid):
+    """Wait for `pid`, reaping every other child inherited as subreaper, and return its exit status."""
+    while True:
+        try:
+            child, wait_status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255
+        if child == pid:
+            return exit_status(wait_status)
+
+
+def wait_forwarding_signals(pid):
+    forwarder = SignalForwarder()
+    forwarder.install()
+    forwarder.set_target(pid)
     try:
-        while True:
-            # Reap every child we inherit as subreaper; stop when the init is gone.
-            try:
-                child, wait_status = os.waitpid(-1, 0)
-            except ChildProcessError:
-                return 255
-            if child == pid:
-                return exit_status(wait_status)
+        return wait_for_exit(pid)
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        forwarder.restore()
 
 
 def exit_status(wait_status):

@@ -5,7 +5,7 @@ import os
 import socket
 
 from navio_runtime.errors import InitError, StateError
-from navio_runtime.state_store import CREATED, RUNNING, StateStore
+from navio_runtime.state_store import CREATED, EXEC_SOCKET, RUNNING, StateStore
 from navio_runtime.log import get_logger
 
 log = get_logger(__name__)
@@ -21,8 +21,9 @@ def start(container_id, root=None):
 
         oci_state = store.oci_state(state, status=RUNNING)
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        dir_fd = store.open_dir(container_id)
         try:
-            connection.connect(store.exec_socket_path(container_id))
+            connection.connect(f"/proc/self/fd/{dir_fd}/{EXEC_SOCKET}")
             connection.sendall(json.dumps({"type": "start", "state": oci_state}).encode())
             connection.shutdown(socket.SHUT_WR)
 
@@ -33,6 +34,7 @@ def start(container_id, root=None):
             raise InitError(f"cannot start container {container_id}: the init is not reachable: {error.strerror}") from None
         finally:
             connection.close()
+            os.close(dir_fd)
 
         state.started = True
         store.save(state)

@@ -46,28 +46,36 @@ def exists_in_root(root_fd, path):
     return True
 
 
-def make_path_in_root(root_fd, path, is_directory=True, mode=0o755):
+def make_path_in_root(root_fd, path, is_directory=True, mode=0o755, follow_symlinks=True):
     """Create `path` and its missing parents inside the root; return an O_PATH fd of it.
 
     Missing parents are directories. The last component is a directory when
     `is_directory` is true and an empty regular file otherwise. An existing
     component is kept as it is, whatever its type. Each prefix is resolved from
     the root fd, so a symlink such as /var/run -> /run works as inside the
-    container and cannot lead out of it.
+    container and cannot lead out of it. With `follow_symlinks` false, a
+    symlink in any component raises InitError instead.
     """
     parts = _components(path)
     if not parts:
         return os.dup(root_fd)
 
+    resolve = _RESOLVE if follow_symlinks else _RESOLVE | syscalls.RESOLVE_NO_SYMLINKS
     for position in range(len(parts)):
         prefix = "/".join(parts[: position + 1])
         is_last = position == len(parts) - 1
         try:
-            fd = syscalls.openat2(root_fd, prefix, os.O_PATH, 0, _RESOLVE)
+            fd = syscalls.openat2(root_fd, prefix, os.O_PATH, 0, resolve)
         except SyscallError as error:
+            if error.errno == errno.ELOOP:
+                # CVE-2024-21626: a /proc/<pid>/fd or /proc/<pid>/cwd link could
+                # lead to a runtime fd outside the root, so magic links are refused.
+                reason = "is a symlink" if not follow_symlinks else "is a symlink loop or a /proc magic link"
+                raise InitError(f"cannot create {path} in the container: {prefix!r} {reason}, "
+                                "which the runtime does not follow (ELOOP)") from None
             if error.errno != errno.ENOENT:
                 raise
-            parent_fd = syscalls.openat2(root_fd, "/".join(parts[:position]) or ".", os.O_PATH, 0, _RESOLVE)
+            parent_fd = syscalls.openat2(root_fd, "/".join(parts[:position]) or ".", os.O_PATH, 0, resolve)
             try:
                 fd = _create_component(parent_fd, parts[position], path, is_last and not is_directory, mode)
             finally:
@@ -91,5 +99,10 @@ def _create_component(parent_fd, name, full_path, as_file, mode):
             os.mkdir(name, mode, dir_fd=parent_fd)
     except FileExistsError:
         # A dangling symlink (or a concurrent creator): never create through it.
-        raise InitError(f"cannot create {full_path} in the container: {name!r} exists but does not resolve inside the root") from None
+        raise InitError(f"cannot create {full_path} in the container: {name!r} is a dangling symlink or appeared "
+                        "during setup, and the runtime does not create files through a symlink") from None
+    except OSError as error:
+        # For example mkdir in /proc/self/fd, which fails with ENOENT.
+        action = "create file" if as_file else "mkdir"
+        raise InitError(f"cannot create {full_path} in the container: {action} {name!r} failed: {error.strerror}") from None
     return syscalls.openat2(parent_fd, name, os.O_PATH | os.O_NOFOLLOW, 0, _RESOLVE)

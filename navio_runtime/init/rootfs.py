@@ -35,8 +35,18 @@ def set_propagation(ctx, op):
 
 def bind_rootfs(ctx, op):
     rootfs = op.args["rootfs"]
-    if not os.path.isdir(rootfs):
+    try:
+        is_directory = stat.S_ISDIR(os.stat(rootfs).st_mode)
+    except OSError as error:
+        # In a user namespace this is often EACCES on a parent directory that
+        # the mapped root cannot search.
+        raise InitError(f"root.path {rootfs}: {error.strerror}") from None
+    if not is_directory:
         raise InitError(f"root.path {rootfs} is not a directory")
+
+    # pivot_root rejects a new root whose parent mount is shared. Making the
+    # parent private first also keeps the bind below out of a shared peer group.
+    _make_parent_mount_private(rootfs)
 
     # pivot_root needs the new root to be a mount point.
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
@@ -65,7 +75,16 @@ def mount_entry(ctx, op):
     else:
         source_is_dir = True
 
-    target_fd = make_path_in_root(ctx.root_fd, destination, is_directory=source_is_dir)
+    # CVE-2019-19921: an image can make /proc or /sys a symlink, so that the
+    # runtime's later writes under /proc go to a place the image chooses. As
+    # runc does, procfs and sysfs are only mounted on a real directory.
+    kernel_filesystem = args["type"] in ("proc", "sysfs")
+    target_fd = make_path_in_root(ctx.root_fd, destination, is_directory=source_is_dir,
+                                  follow_symlinks=not kernel_filesystem)
+    if kernel_filesystem and not stat.S_ISDIR(os.fstat(target_fd).st_mode):
+        os.close(target_fd)
+        raise InitError(f"mounts[{args['index']}]: {args['type']} must be mounted on a directory, "
+                        f"but {destination} in the rootfs is not one")
     try:
         flags = args["flags"]
         data = args["data"] or None
@@ -319,8 +338,13 @@ def make_ptmx_symlink(ctx, op):
 
 
 def make_directory(ctx, op):
-    fd = make_path_in_root(ctx.root_fd, op.args["path"], mode=op.args.get("mode", 0o755))
-    os.close(fd)
+    mode = op.args.get("mode", 0o755)
+    fd = make_path_in_root(ctx.root_fd, op.args["path"], mode=mode)
+    try:
+        # mkdir(2) applies the umask, and /dev/shm needs exactly 1777.
+        os.chmod(fd_path(fd), mode)
+    finally:
+        os.close(fd)
 
 
 def make_cwd(ctx, op):
@@ -330,8 +354,6 @@ def make_cwd(ctx, op):
 
 def pivot_root(ctx, op):
     rootfs = ctx.rootfs
-    _make_parent_mount_private(rootfs)
-
     old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
     new_root = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
     try:

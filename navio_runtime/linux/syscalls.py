@@ -449,3 +449,24 @@ def filesystem_magic(fd, path=""):
     _check(_libc.fstatfs(ctypes.c_int(fd), buffer), "fstatfs", path or f"fd {fd}")
     # f_type is the first member, a long (__fsword_t) on 64-bit architectures.
     return ctypes.c_long.from_buffer(buffer, 0).value & 0xFFFFFFFFFFFFFFFF
+
+
+# ---------------------------------------------------------------------------
+# Renaming with flags: renameat2(2), wrapped by glibc 2.28 and later
+# ---------------------------------------------------------------------------
+
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+
+
+def renameat2(old_path, new_path, flags=0):
+    """Rename `old_path` to `new_path` with renameat2(2) `flags`.
+
+    With RENAME_EXCHANGE both paths must exist, and the kernel swaps them in one
+    atomic step, so every other process finds either the old or the new entry at each name.
+    """
+    at_fdcwd = -100
+    result = _libc.renameat2(
+        ctypes.c_int(at_fdcwd), _path(old_path), ctypes.c_int(at_fdcwd), _path(new_path), ctypes.c_uint(flags)
+    )
+    _check(result, "renameat2", f"{old_path} {new_path}")

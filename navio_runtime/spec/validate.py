@@ -433,6 +433,7 @@ def _semantic_problems(config, bundle, for_create):
     yield from _check_root(config.get("root"), bundle)
     yield from _check_process(config, for_create)
     yield from _check_mounts(config, namespaces)
+    yield from _check_mount_namespace(config, namespaces, for_create)
     yield from _check_hooks(config.get("hooks"))
     yield from _check_namespaces(linux)
     yield from _check_namespace_settings(config, linux, namespaces)
@@ -598,6 +599,17 @@ def _check_scheduler(scheduler):
         )
     if period != 0 and deadline > period:
         yield _problem(parts + ("deadline",), f"deadline {deadline} is greater than period {period}", "use deadline <= period")
+
+
+def _check_mount_namespace(config, namespaces, for_create):
+    # Without a mount namespace the rootfs bind and every entry of mounts[]
+    # would be made in the host's mount table and outlive the container.
+    if for_create and "mount" not in namespaces and isinstance(config.get("linux"), dict):
+        yield _problem(
+            ("linux", "namespaces"),
+            "there is no mount namespace, so the rootfs and mounts would be set up on the host",
+            'add {"type": "mount"} to linux.namespaces',
+        )
 
 
 def _check_mounts(config, namespaces):
