@@ -27,7 +27,7 @@ def _ensure_rootfs():
 
 
 class Bundle:
-    """A bundle directory whose rootfs is a copy-free bind of the busybox rootfs."""
+    """A bundle directory and its config; write() saves the config as config.json."""
 
     def __init__(self, path, config):
         self.path = str(path)
@@ -47,9 +47,9 @@ class Bundle:
 def make_bundle(tmp_path):
     """Return a factory: make_bundle(args=[...], **changes) -> Bundle with config.json written.
 
-    The rootfs is a per-test copy-on-demand directory: `rootfs` in the bundle is
-    a symlink to the shared busybox rootfs unless `private_rootfs=True`, which
-    copies it so that the test may change files inside.
+    root.path is the absolute path of the shared busybox rootfs, which tests must
+    not change. With `private_rootfs=True` the bundle gets its own copy in
+    `rootfs`, for tests that write into the rootfs or need a missing path.
     """
     _ensure_rootfs()
     with open(BUSYBOX_CONFIG) as config_file:
@@ -83,7 +83,7 @@ class Runtime:
 
     def command(self, *args):
         """Return the argv of a CLI call; ids passed to create or run are deleted at teardown."""
-        if args and args[0] in ("create", "run"):
+        if "create" in args or "run" in args:
             self.ids.add(args[-1])
         return [sys.executable, "-m", "navio_runtime", "--root", self.root, *args]
 
