@@ -16,7 +16,7 @@ _UPDATE_FLAGS = (
     (("--memory",), "BYTES", "memory limit in bytes; suffixes k, m, g, t and p (1024-based) are accepted, -1 removes it"),
     (("--memory-reservation",), "BYTES", "memory soft limit (reservation) in bytes, with the same suffixes"),
     (("--memory-swap",), "BYTES", "limit of memory plus swap in bytes, with the same suffixes; -1 allows unlimited swap"),
-    (("--kernel-memory",), "BYTES", "accepted for runc compatibility and ignored with a warning (Linux 5.4+ has no kernel memory limit)"),
+    (("--kernel-memory",), "BYTES", "accepted for runc compatibility and ignored with a warning (Linux deprecated kernel memory limits in 5.4)"),
     (("--kernel-memory-tcp",), "BYTES", "accepted for runc compatibility and ignored with a warning"),
     (("--cpu-shares", "--cpu-share"), "N", "relative CPU weight (cgroup v1 cpu.shares; converted to cpu.weight on v2)"),
     (("--cpu-quota",), "USEC", "CPU time in microseconds that the container may use per period; -1 removes the limit"),
@@ -24,7 +24,7 @@ _UPDATE_FLAGS = (
     (("--cpu-burst",), "USEC", "CPU time in microseconds that the container may borrow above its quota"),
     (("--cpu-rt-period",), "USEC", "real-time scheduling period in microseconds (cgroup v1 only)"),
     (("--cpu-rt-runtime",), "USEC", "real-time CPU time in microseconds per real-time period (cgroup v1 only)"),
-    (("--cpu-idle",), "0|1", "1 gives the container's processes the lowest CPU priority (SCHED_IDLE), 0 restores it"),
+    (("--cpu-idle",), "0|1", "1 makes the container an idle scheduling group with the lowest CPU priority, 0 restores it"),
     (("--cpuset-cpus",), "LIST", "CPUs the container may run on, such as 0-3,6"),
     (("--cpuset-mems",), "LIST", "memory nodes the container may allocate from, such as 0-1"),
     (("--pids-limit",), "N", "maximum number of processes and threads; -1 removes the limit, 0 forbids new ones"),
@@ -90,8 +90,8 @@ def _cmd_update(args):
 
     if args.resources is not None:
         if flags:
-            given = ", ".join(f"--{name}" for name in flags)
-            raise NavioError(f"--resources cannot be combined with {given}; put those values into the JSON instead")
+            flag_list = ", ".join(f"--{name}" for name in flags)
+            raise NavioError(f"--resources cannot be combined with {flag_list}; put those values into the JSON instead")
         resources = update.load_resources(args.resources, stdin=sys.stdin)
     elif flags:
         resources = update.resources_from_flags(flags)

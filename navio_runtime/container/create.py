@@ -270,8 +270,9 @@ def _wait_for_exit(pid, timeout=5.0):
 def _resources_with_default_devices(resources, devices):
     """Return linux.resources with the runtime's default device rules appended.
 
-    Like runc, the runtime also allows every device that linux.devices creates,
-    so every node in the config can be opened.
+    The init joins the cgroup before it creates the nodes of linux.devices, so
+    each of them gets an "m" (mknod) rule. Whether the container may read or
+    write a node is left to linux.resources.devices, as with runc.
     """
     from navio_runtime.cgroups import default_device_rules
 
@@ -281,6 +282,6 @@ def _resources_with_default_devices(resources, devices):
     for device in devices:
         if device.type in ("c", "b", "u"):
             kind = "c" if device.type == "u" else device.type
-            rules.append({"allow": True, "type": kind, "major": device.major, "minor": device.minor, "access": "rwm"})
+            rules.append({"allow": True, "type": kind, "major": device.major, "minor": device.minor, "access": "m"})
     resources["devices"] = rules
     return resources

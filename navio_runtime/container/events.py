@@ -5,14 +5,14 @@ Manager.stats(): cpu, cpuset, memory, pids, blkio and hugetlb (and rdma on
 cgroup v2). An OOM event is {"type": "oom", "id": ID}.
 """
 
-import logging
 import re
 import time
 
 from navio_runtime.errors import CgroupError, ContainerNotFound, NavioError, StateError
 from navio_runtime.state_store import STOPPED, StateStore
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Seconds between two stats events when the caller sets no interval (runc's default).
 DEFAULT_INTERVAL = 5.0

@@ -101,7 +101,8 @@ def exec_process(container_id, process, root=None, detach=False, pid_file=None, 
 
         spec = spec_from_dict(state.config)
         namespace_fds = _open_namespaces(state, spec)
-        joiner = _Joiner(state, spec, process, namespace_fds, console_socket, preserve_fds)
+        joiner = _Joiner(state, spec, process, namespace_fds, console_socket, preserve_fds,
+                         store.oci_state(state, status=status))
         if not detach:
             from navio_runtime.linux.syscalls import set_child_subreaper
 
@@ -151,7 +152,8 @@ def _open_namespaces(state, spec):
 
 
 class _Joiner:
-    def __init__(self, state, spec, process, namespace_fds, console_socket_path, preserve_fds):
+    def __init__(self, state, spec, process, namespace_fds, console_socket_path, preserve_fds, oci_state):
+        self.oci_state = oci_state
         self.state = state
         self.spec = spec
         self.process = process
@@ -211,16 +213,32 @@ class _Joiner:
             close_fds_except(keep, 3 + self.preserve_fds)
             sc.set_dumpable(False)
             _preload_process_modules(self.spec)
+            seccomp_listener = None
+            if self.spec.linux.seccomp:
+                from navio_runtime.init import seccomp
+
+                # listenerPath is a host path: connect before entering the mount namespace.
+                seccomp_listener = seccomp.connect_listener(self.spec.linux.seccomp)
 
             sync.receive(sync_socket, expected=("go",))
             for ns_type, flag, fd in self.namespace_fds:
                 sc.setns(fd, flag, what=f"{ns_type} namespace of container {self.state.id}")
                 os.close(fd)
 
+            # The new process learns its host PID (for the seccomp agent) over this pipe.
+            pid_read, pid_write = os.pipe2(os.O_CLOEXEC)
             pid = os.fork()
             if pid == 0:
-                _run_process(self.spec, self.process, sync_socket, console)
+                os.close(pid_write)
+                host_pid = os.read(pid_read, 32)
+                os.close(pid_read)
+                if not host_pid:
+                    os._exit(1)
+                notify_state = dict(self.oci_state, pid=int(host_pid))
+                _run_process(self.spec, self.process, sync_socket, console, seccomp_listener, notify_state)
+            os.close(pid_read)
             sync.send(sync_socket, "pid", pid=pid)
+            os.write(pid_write, str(pid).encode())
             os._exit(0)
         except BaseException as error:
             _report(sync_socket, error)
@@ -257,7 +275,7 @@ class _ProcessContext:
         self.executable = ""
 
 
-def _run_process(spec, process_data, sync_socket, console):
+def _run_process(spec, process_data, sync_socket, console, seccomp_listener, notify_state):
     from navio_runtime.init import capabilities, process_attrs
     from navio_runtime.init import process as steps
     from navio_runtime.linux import syscalls as sc
@@ -286,7 +304,7 @@ def _run_process(spec, process_data, sync_socket, console):
         if seccomp_early:
             from navio_runtime.init import seccomp
 
-            seccomp.load_seccomp(spec.linux.seccomp)
+            seccomp.load_seccomp(spec.linux.seccomp, notify_state=notify_state, listener=seccomp_listener)
 
         capabilities.keep_capabilities_across_setuid()
         user = process.user
@@ -308,7 +326,7 @@ def _run_process(spec, process_data, sync_socket, console):
         if spec.linux.seccomp and not seccomp_early:
             from navio_runtime.init import seccomp
 
-            seccomp.load_seccomp(spec.linux.seccomp)
+            seccomp.load_seccomp(spec.linux.seccomp, notify_state=notify_state, listener=seccomp_listener)
 
         if terminal_fd >= 0:
             from navio_runtime.init.terminal import TIOCSCTTY

@@ -1,7 +1,7 @@
 """`features`: the OCI features document (features.md and features-linux.md of runtime-spec 1.3).
 
 The spec fields state what this runtime implements, as the spec defines them:
-for example cgroup.v1 and cgroup.v2 say which cgroup drivers exist, whatever
+for example cgroup.v1 and cgroup.v2 state which cgroup drivers exist, whatever
 the host mounts. Facts about this host (its cgroup layout and controllers,
 its enabled security modules) go into `annotations` under ANNOTATION_PREFIX.
 """
@@ -73,16 +73,16 @@ def features_document():
 
 
 def mount_options():
-    """Return the sorted mount options that set flags or propagation, the ones plan.py implements.
+    """Return the sorted mount options that plan.py turns into flags, propagation or recursive attributes.
 
     Filesystem data options (mode=, size=...) are passed to mount(2) as they
-    are, so they are not listed. The recursive options (rro, rnosuid, ...) are
-    parsed but rejected by the init, and tmpcopyup, idmap and ridmap are
-    ignored, so they are left out.
+    are, so they are not listed. tmpcopyup, idmap and ridmap are accepted but
+    ignored, so they are left out. The recursive options (rro, rnosuid, ...)
+    need mount_setattr(2), which Linux 5.12 added.
     """
-    from navio_runtime.plan import MOUNT_FLAG_OPTIONS, PROPAGATION_OPTIONS
+    from navio_runtime.plan import MOUNT_FLAG_OPTIONS, PROPAGATION_OPTIONS, RECURSIVE_ATTRIBUTE_OPTIONS
 
-    return sorted(set(MOUNT_FLAG_OPTIONS) | set(PROPAGATION_OPTIONS))
+    return sorted(set(MOUNT_FLAG_OPTIONS) | set(PROPAGATION_OPTIONS) | set(RECURSIVE_ATTRIBUTE_OPTIONS))
 
 
 def host_namespaces():

@@ -1,11 +1,10 @@
 """`pause` and `resume`: freeze and thaw every process of a container through its cgroup freezer."""
 
-import logging
-
 from navio_runtime.errors import StateError
 from navio_runtime.state_store import PAUSED, RUNNING, StateStore
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def pause(container_id, root=None):

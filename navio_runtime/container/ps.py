@@ -23,8 +23,9 @@ def open_container_cgroup(state):
 def container_pids(container_id, root=None):
     """Return the sorted host PIDs of every process in the container's cgroup, child cgroups included.
 
-    A stopped container whose cgroup still exists has no processes, so the list
-    is empty. Raises StateError when the cgroup no longer exists.
+    The list of a stopped container whose cgroup still exists is empty, unless
+    processes outlived its init, which only happens without a PID namespace.
+    Raises StateError when the cgroup no longer exists.
     """
     store = StateStore(root) if root else StateStore()
     state = store.load(container_id)

@@ -7,13 +7,13 @@ value in place, and linux.resources.devices cannot be changed.
 """
 
 import json
-import logging
 import re
 
 from navio_runtime.errors import CgroupError, NavioError, StateError
 from navio_runtime.state_store import CREATED, PAUSED, RUNNING, StateStore
+from navio_runtime.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Flag of `update` (without "--") -> (linux.resources section, key, kind of value).
 # "bytes" accepts suffixes such as 100M or 1g and -1; "int" may be negative; "uint" may not.
@@ -91,7 +91,7 @@ def resources_from_flags(flags):
         else:
             value = _parse_integer(text, flag, signed=kind == "int")
         if kind == "bytes" and key in ("kernel", "kernelTCP"):
-            log.warning("--%s is ignored: kernel memory limits are deprecated and Linux 5.4+ has none", flag)
+            log.warning("--%s is ignored: the runtime sets no kernel memory limit, which Linux deprecated in 5.4", flag)
             continue
         resources.setdefault(section, {})[key] = value
     return resources
@@ -123,6 +123,8 @@ def update(container_id, resources, root=None):
     Returns the merged linux.resources that state.json now records.
     Raises StateError for a stopped container and CgroupError when the
     kernel rejects a value, in which case state.json keeps the old values.
+    NOTE: the files written before the rejected one keep their new values,
+    so after a failed update the cgroup and state.json can differ.
     """
     from navio_runtime.container.ps import open_container_cgroup
 

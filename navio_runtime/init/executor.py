@@ -268,6 +268,10 @@ def _set_time_offsets(op):
 def run_intermediate(ctx):
     """Body of the intermediate process. Never returns."""
     try:
+        # Until execve, /proc/<pid>/exe of this process is the host's Python.
+        # Non-dumpable, no process of the container can open it (CVE-2019-5736).
+        sc.set_dumpable(False)
+
         message = sync.receive(ctx.sync_socket, expected=("go",))
         ctx.cgroup_paths = message.get("cgroup_paths", {})
         ctx.state = message.get("state", {})
@@ -278,6 +282,7 @@ def run_intermediate(ctx):
                 continue
             if op.action == "setns":
                 _join_namespace(op)
+                in_new_user_namespace = in_new_user_namespace or op.args["type"] == "user"
             elif op.action == "unshare":
                 _unshare(op)
                 in_new_user_namespace = in_new_user_namespace or "user" in op.args["types"]
@@ -293,10 +298,21 @@ def run_intermediate(ctx):
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
 
+        # The init waits on this pipe until its pid has been reported, so that
+        # `create` always reads "pid" before any message of the init.
+        release_read, release_write = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
+            os.close(release_write)
+            released = os.read(release_read, 1)
+            os.close(release_read)
+            if not released:
+                # The intermediate failed before it could report this pid.
+                os._exit(1)
             run_init(ctx)
+        os.close(release_read)
         sync.send(ctx.sync_socket, "pid", pid=pid)
+        os.write(release_write, b"1")
         os._exit(0)
     except BaseException as error:
         _report_and_exit(ctx, error)

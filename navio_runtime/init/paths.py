@@ -69,13 +69,18 @@ def make_path_in_root(root_fd, path, is_directory=True, mode=0o755, follow_symli
         except SyscallError as error:
             if error.errno == errno.ELOOP:
                 # CVE-2024-21626: a /proc/<pid>/fd or /proc/<pid>/cwd link could
-                # lead to a runtime fd outside the root, so magic links are refused.
+                # lead to a runtime fd outside the root, so magic links are rejected.
                 reason = "is a symlink" if not follow_symlinks else "is a symlink loop or a /proc magic link"
                 raise InitError(f"cannot create {path} in the container: {prefix!r} {reason}, "
                                 "which the runtime does not follow (ELOOP)") from None
             if error.errno != errno.ENOENT:
                 raise
-            parent_fd = syscalls.openat2(root_fd, "/".join(parts[:position]) or ".", os.O_PATH, 0, resolve)
+            parent = "/".join(parts[:position]) or "."
+            try:
+                parent_fd = syscalls.openat2(root_fd, parent, os.O_PATH, 0, resolve)
+            except SyscallError as parent_error:
+                raise InitError(f"cannot create {path} in the container: {parent!r} was removed or replaced "
+                                f"during setup ({parent_error})") from None
             try:
                 fd = _create_component(parent_fd, parts[position], path, is_last and not is_directory, mode)
             finally:
@@ -105,4 +110,8 @@ def _create_component(parent_fd, name, full_path, as_file, mode):
         # For example mkdir in /proc/self/fd, which fails with ENOENT.
         action = "create file" if as_file else "mkdir"
         raise InitError(f"cannot create {full_path} in the container: {action} {name!r} failed: {error.strerror}") from None
-    return syscalls.openat2(parent_fd, name, os.O_PATH | os.O_NOFOLLOW, 0, _RESOLVE)
+    try:
+        return syscalls.openat2(parent_fd, name, os.O_PATH | os.O_NOFOLLOW, 0, _RESOLVE)
+    except SyscallError as error:
+        raise InitError(f"cannot create {full_path} in the container: {name!r} was removed or replaced "
+                        f"during setup ({error})") from None
