@@ -350,6 +350,8 @@ class PlanBuilder:
             self.add("process", "set-scheduler", value=process.scheduler)
         if linux.personality:
             self.add("process", "set-personality", value=linux.personality)
+        if linux.memory_policy:
+            self.add("process", "set-memory-policy", value=linux.memory_policy)
         if process.apparmor_profile:
             self.add("process", "set-apparmor-profile", profile=process.apparmor_profile)
         if process.selinux_label:

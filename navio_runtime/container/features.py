@@ -8,6 +8,8 @@ its enabled security modules) go into `annotations` under ANNOTATION_PREFIX.
 
 import os
 
+from navio_runtime.init.memory_policy import FLAGS as MEMORY_POLICY_FLAGS
+from navio_runtime.init.memory_policy import MODES as MEMORY_POLICY_MODES
 from navio_runtime import OCI_VERSION, __version__
 
 # Oldest runtime-spec version whose configs this runtime accepts.
@@ -62,8 +64,7 @@ def features_document():
             "apparmor": {"enabled": True},
             "selinux": {"enabled": True},
             "intelRdt": {"enabled": False},
-            # linux.memoryPolicy is validated but not applied, so no mode is supported.
-            "memoryPolicy": {"modes": [], "flags": []},
+            "memoryPolicy": {"modes": list(MEMORY_POLICY_MODES), "flags": list(MEMORY_POLICY_FLAGS)},
             # plan.py accepts the idmap and ridmap mount options but does not create idmapped mounts.
             "mountExtensions": {"idmap": {"enabled": False}},
             "netDevices": {"enabled": False},

@@ -93,6 +93,12 @@ def _set_personality(ctx, op):
     _process_attrs().apply_personality(ctx.spec.linux.personality)
 
 
+def _set_memory_policy(ctx, op):
+    from navio_runtime.init.memory_policy import apply_memory_policy
+
+    apply_memory_policy(ctx.spec.linux.memory_policy)
+
+
 def _set_apparmor_profile(ctx, op):
     _process_attrs().apply_apparmor_profile(ctx.spec.process.apparmor_profile)
 
@@ -192,6 +198,7 @@ ACTIONS = {
     "set-io-priority": _set_io_priority,
     "set-scheduler": _set_scheduler,
     "set-personality": _set_personality,
+    "set-memory-policy": _set_memory_policy,
     "set-apparmor-profile": _set_apparmor_profile,
     "set-selinux-label": _set_selinux_label,
     "set-user": _set_user,
@@ -333,6 +340,8 @@ def _preload_modules(ctx):
     if ctx.spec.process is not None:
         _process_attrs()
         _capabilities()
+    if ctx.spec.linux.memory_policy:
+        from navio_runtime.init import memory_policy  # noqa: F401
     if ctx.spec.linux.seccomp:
         from navio_runtime.init import seccomp
 

@@ -33,6 +33,7 @@ _SYSCALL_NUMBERS = {
         "pidfd_send_signal": 424,
         "seccomp": 317,
         "mount_setattr": 442,
+        "set_mempolicy": 238,
     },
     "aarch64": {
         "pivot_root": 41,
@@ -46,6 +47,7 @@ _SYSCALL_NUMBERS = {
         "pidfd_send_signal": 424,
         "seccomp": 277,
         "mount_setattr": 442,
+        "set_mempolicy": 237,
     },
 }
 

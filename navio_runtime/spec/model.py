@@ -100,6 +100,7 @@ class Linux:
     readonly_paths: tuple = ()
     mount_label: str | None = None
     personality: dict | None = None
+    memory_policy: dict | None = None
 
     def namespace(self, ns_type):
         """Return the Namespace entry of `ns_type`, or None when the host's is inherited."""
@@ -186,6 +187,7 @@ def _linux_from_dict(data):
         readonly_paths=tuple(data.get("readonlyPaths") or ()),
         mount_label=data.get("mountLabel"),
         personality=data.get("personality"),
+        memory_policy=data.get("memoryPolicy"),
     )
 
 
