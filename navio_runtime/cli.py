@@ -313,6 +313,10 @@ def main(argv=None):
             log.error("%s", error)
         print(f"navio-runtime: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader of stdout went away (e.g. `| head`): stop quietly, as other CLIs do.
+        sys.stdout = open(os.devnull, "w")
+        return 1
     except OSError as error:
         # An unexpected system error still gets one line naming the file, not a traceback.
         where = f": {error.filename}" if error.filename else ""

@@ -124,11 +124,45 @@ class Operation:
     args: dict = field(default_factory=dict)
 
     def describe(self):
-        details = " ".join(f"{key}={_show(value)}" for key, value in self.args.items() if value not in (None, "", [], {}))
-        return f"{self.action} {details}".rstrip()
+        parts = []
+        for key, value in self.args.items():
+            if value in (None, "", [], {}) or (key in _FLAG_ARGUMENTS and value == 0):
+                continue
+            if key in _FLAG_ARGUMENTS:
+                value = mount_flag_names(value)
+            elif key == "propagation":
+                value = [mount_flag_names(flags) for flags in value]
+            parts.append(f"{key}={_show(value)}")
+        return f"{self.action} {' '.join(parts)}".rstrip()
 
     def to_dict(self):
         return {"stage": self.stage, "action": self.action, "args": self.args}
+
+
+# Plan arguments that hold MS_* mount flags, printed by name.
+_FLAG_ARGUMENTS = ("flags", "remount_flags")
+
+_FLAG_NAMES = (
+    (MS_RDONLY, "MS_RDONLY"), (MS_NOSUID, "MS_NOSUID"), (MS_NODEV, "MS_NODEV"), (MS_NOEXEC, "MS_NOEXEC"),
+    (MS_SYNCHRONOUS, "MS_SYNCHRONOUS"), (MS_REMOUNT, "MS_REMOUNT"), (MS_MANDLOCK, "MS_MANDLOCK"),
+    (MS_DIRSYNC, "MS_DIRSYNC"), (MS_NOSYMFOLLOW, "MS_NOSYMFOLLOW"), (MS_NOATIME, "MS_NOATIME"),
+    (MS_NODIRATIME, "MS_NODIRATIME"), (MS_BIND, "MS_BIND"), (MS_REC, "MS_REC"), (MS_SILENT, "MS_SILENT"),
+    (MS_UNBINDABLE, "MS_UNBINDABLE"), (MS_PRIVATE, "MS_PRIVATE"), (MS_SLAVE, "MS_SLAVE"),
+    (MS_SHARED, "MS_SHARED"), (MS_RELATIME, "MS_RELATIME"), (MS_STRICTATIME, "MS_STRICTATIME"),
+    (MS_LAZYTIME, "MS_LAZYTIME"),
+)
+
+
+def mount_flag_names(flags):
+    """Return MS_* flags as "MS_NOSUID|MS_NODEV", with any unknown bits in hex."""
+    names = []
+    for bit, name in _FLAG_NAMES:
+        if flags & bit:
+            names.append(name)
+            flags &= ~bit
+    if flags:
+        names.append(hex(flags))
+    return "|".join(names) or "0"
 
 
 def _show(value):
@@ -204,7 +238,9 @@ class PlanBuilder:
         self.add("runtime", "cgroup-create", path=linux.cgroups_path or "(default)")
         # The default device rules are always applied, so this step is never empty.
         controllers = sorted(set(linux.resources or {}) | {"devices"})
-        self.add("runtime", "cgroup-apply", controllers=controllers)
+        # NOTE: the plan names the linux.resources fields, not the cgroup files:
+        # which file a field becomes depends on the host's cgroup version.
+        self.add("runtime", "cgroup-apply", controllers=controllers, settings=_flatten(linux.resources or {}))
         self.add("runtime", "cgroup-join")
 
     def _namespaces(self):
@@ -384,6 +420,21 @@ class PlanBuilder:
         seccomp = self.spec.linux.seccomp
         self.add("process", "load-seccomp", default_action=seccomp.get("defaultAction"),
                  rules=len(seccomp.get("syscalls") or []))
+
+
+def _flatten(value, prefix="linux.resources"):
+    """Return ["linux.resources.memory.limit=536870912", ...] for every leaf of `value`."""
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            items.extend(_flatten(item, f"{prefix}.{key}"))
+        return items
+    if isinstance(value, list):
+        items = []
+        for index, item in enumerate(value):
+            items.extend(_flatten(item, f"{prefix}[{index}]"))
+        return items
+    return [f"{prefix}={value}"]
 
 
 def build_plan(spec, bundle, no_pivot=False, cgroup_mode=None):

@@ -457,8 +457,13 @@ def test_format_plan_text(config):
 def test_describe_skips_empty_args(config):
     operation = first(plan_of(config), "mount", destination="/proc")
 
-    assert operation.describe() == "mount index=0 source=proc destination=/proc type=proc flags=0 bind=False " \
-                                   "remount_flags=0"
+    assert operation.describe() == "mount index=0 source=proc destination=/proc type=proc bind=False"
+
+
+def test_describe_names_mount_flags(config):
+    operation = first(plan_of(config), "mount", destination="/sys")
+
+    assert "flags=MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC" in operation.describe()
 
 
 def test_to_dict_round_trips_json(config):
