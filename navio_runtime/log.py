@@ -33,12 +33,18 @@ class LazyLogger:
     def _emit(self, level, message, args, kwargs):
         if level < _threshold:
             return
-        if _deferred_handler is not None:
-            _install_deferred_handler()
-        if self._logger is None:
-            import logging
+        try:
+            if _deferred_handler is not None:
+                _install_deferred_handler()
+            if self._logger is None:
+                import logging
 
-            self._logger = logging.getLogger(self.name)
+                self._logger = logging.getLogger(self.name)
+        except ImportError:
+            # In the container init after pivot_root the standard library is
+            # out of reach unless logging was imported before.
+            _write_plain(level, message, args)
+            return
         self._logger.log(level, message, *args, **kwargs)
 
     def debug(self, message, *args, **kwargs):
@@ -55,6 +61,14 @@ class LazyLogger:
 
     def isEnabledFor(self, level):
         return level >= _threshold
+
+
+_LEVEL_NAMES = {DEBUG: "debug", INFO: "info", WARNING: "warning", ERROR: "error"}
+
+
+def _write_plain(level, message, args):
+    text = message % args if args else message
+    sys.stderr.write(f"navio-runtime: {_LEVEL_NAMES.get(level, level)}: {text}\n")
 
 
 def get_logger(name):
