@@ -225,20 +225,11 @@ class _Joiner:
                 sc.setns(fd, flag, what=f"{ns_type} namespace of container {self.state.id}")
                 os.close(fd)
 
-            # The new process learns its host PID (for the seccomp agent) over this pipe.
-            pid_read, pid_write = os.pipe2(os.O_CLOEXEC)
-            pid = os.fork()
+            # The new process needs its host PID for the seccomp agent's state.
+            pid, host_pid = sync.fork_after_pid_report(lambda child: sync.send(sync_socket, "pid", pid=child))
             if pid == 0:
-                os.close(pid_write)
-                host_pid = os.read(pid_read, 32)
-                os.close(pid_read)
-                if not host_pid:
-                    os._exit(1)
-                notify_state = dict(self.oci_state, pid=int(host_pid))
+                notify_state = dict(self.oci_state, pid=host_pid)
                 _run_process(self.spec, self.process, sync_socket, console, seccomp_listener, notify_state)
-            os.close(pid_read)
-            sync.send(sync_socket, "pid", pid=pid)
-            os.write(pid_write, str(pid).encode())
             os._exit(0)
         except BaseException as error:
             _report(sync_socket, error)

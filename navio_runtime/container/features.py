@@ -8,9 +8,10 @@ its enabled security modules) go into `annotations` under ANNOTATION_PREFIX.
 
 import os
 
+from navio_runtime import OCI_VERSION, __version__
 from navio_runtime.init.memory_policy import FLAGS as MEMORY_POLICY_FLAGS
 from navio_runtime.init.memory_policy import MODES as MEMORY_POLICY_MODES
-from navio_runtime import OCI_VERSION, __version__
+from navio_runtime.linux.namespaces import NAMESPACE_PROC_NAMES
 
 # Oldest runtime-spec version whose configs this runtime accepts.
 OCI_VERSION_MIN = "1.0.0"
@@ -18,19 +19,6 @@ OCI_VERSION_MIN = "1.0.0"
 ANNOTATION_PREFIX = "org.navio-runtime."
 
 HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
-
-# Namespace type of config.json -> name of its file in /proc/self/ns.
-_NAMESPACE_FILES = {
-    "cgroup": "cgroup",
-    "ipc": "ipc",
-    "mount": "mnt",
-    "network": "net",
-    "pid": "pid",
-    "time": "time",
-    "user": "user",
-    "uts": "uts",
-}
-
 
 def features_document():
     """Return the features document of this runtime on this host."""
@@ -88,7 +76,7 @@ def mount_options():
 
 def host_namespaces():
     """Return the namespace types that the runtime creates and this host's kernel offers."""
-    return sorted(name for name, file_name in _NAMESPACE_FILES.items() if os.path.exists(f"/proc/self/ns/{file_name}"))
+    return sorted(name for name, file_name in NAMESPACE_PROC_NAMES.items() if os.path.exists(f"/proc/self/ns/{file_name}"))
 
 
 def _seccomp_features():

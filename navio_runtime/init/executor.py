@@ -305,21 +305,9 @@ def run_intermediate(ctx):
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
 
-        # The init waits on this pipe until its pid has been reported, so that
-        # `create` always reads "pid" before any message of the init.
-        release_read, release_write = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
+        pid, _ = sync.fork_after_pid_report(lambda child: sync.send(ctx.sync_socket, "pid", pid=child))
         if pid == 0:
-            os.close(release_write)
-            released = os.read(release_read, 1)
-            os.close(release_read)
-            if not released:
-                # The intermediate failed before it could report this pid.
-                os._exit(1)
             run_init(ctx)
-        os.close(release_read)
-        sync.send(ctx.sync_socket, "pid", pid=pid)
-        os.write(release_write, b"1")
         os._exit(0)
     except BaseException as error:
         _report_and_exit(ctx, error)

@@ -6,6 +6,7 @@ Messages are small JSON objects with a "type" field: "go", "map-ids", "ack",
 """
 
 import json
+import os
 import socket
 
 from navio_runtime.errors import InitError
@@ -43,3 +44,31 @@ def receive(sock, expected=None, timeout=None, eof_ok=False):
     if expected and message.get("type") not in expected:
         raise InitError(f"unexpected message {message.get('type')!r} from the container init, expected {expected}")
     return message
+
+
+def fork_after_pid_report(report_pid):
+    """Fork a child that goes on only after the parent has called `report_pid(pid)`.
+
+    Returns (pid, host_pid): (0, the child's host PID) in the child and
+    (child PID, child PID) in the parent. A parent that forks into a new pid
+    namespace knows the child's host PID, the child does not. Holding the child
+    also means the runtime reads the "pid" message before any message of the
+    child. The child exits with status 1 if the parent fails before releasing it.
+    """
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        os.close(write_fd)
+        data = os.read(read_fd, 32)
+        os.close(read_fd)
+        if not data:
+            os._exit(1)
+        return 0, int(data)
+
+    os.close(read_fd)
+    try:
+        report_pid(pid)
+        os.write(write_fd, str(pid).encode())
+    finally:
+        os.close(write_fd)
+    return pid, pid

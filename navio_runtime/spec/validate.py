@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from navio_runtime import OCI_VERSION
 from navio_runtime.errors import SpecError
+from navio_runtime.linux.namespaces import NAMESPACE_PROC_NAMES
 from navio_runtime.spec import _config_validator
 
 __all__ = [
@@ -658,19 +659,6 @@ def _namespace_table(linux):
     return table
 
 
-# File names in /proc/<pid>/ns/ of the namespace types.
-_NAMESPACE_FILES = {
-    "pid": "pid",
-    "network": "net",
-    "mount": "mnt",
-    "ipc": "ipc",
-    "uts": "uts",
-    "user": "user",
-    "cgroup": "cgroup",
-    "time": "time",
-}
-
-
 def _check_namespaces(linux):
     first_index = {}
     for index, namespace in enumerate(_list(linux.get("namespaces"))):
@@ -689,7 +677,7 @@ def _check_namespaces(linux):
 
         path = namespace.get("path")
         if isinstance(path, str) and path and not path.startswith("/"):
-            file_name = _NAMESPACE_FILES.get(kind, "net") if isinstance(kind, str) else "net"
+            file_name = NAMESPACE_PROC_NAMES.get(kind, "net") if isinstance(kind, str) else "net"
             yield _problem(
                 ("linux", "namespaces", index, "path"),
                 f"{_show(path)} is not an absolute path",
