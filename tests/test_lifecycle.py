@@ -613,3 +613,18 @@ def test_run_existing_id_fails(runtime, created, make_bundle):
     assert result.returncode == 1
     assert "already exists" in result.stderr
     assert runtime.state(created)["status"] == "created"
+
+
+def test_force_delete_corrupt_state(runtime):
+    # A state directory as a crash during a write on an unsafe filesystem could leave it.
+    os.mkdir(f"{runtime.root}/corrupt")
+    with open(f"{runtime.root}/corrupt/state.json", "w") as state_file:
+        state_file.write("{not json")
+
+    plain = runtime("delete", "corrupt")
+    forced = runtime("delete", "--force", "corrupt")
+
+    assert plain.returncode == 1
+    assert "corrupt" in plain.stderr
+    assert forced.returncode == 0
+    assert not os.path.exists(f"{runtime.root}/corrupt")

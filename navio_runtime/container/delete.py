@@ -5,8 +5,8 @@ import select
 import signal
 
 from navio_runtime.errors import ContainerNotFound, NavioError, StateError
-from navio_runtime.state_store import STOPPED, StateStore, process_start_time
 from navio_runtime.log import get_logger
+from navio_runtime.state_store import STOPPED, StateStore, process_start_time
 
 log = get_logger(__name__)
 
@@ -24,7 +24,15 @@ def delete(container_id, force=False, root=None):
         raise
 
     try:
-        state = store.load(container_id)
+        try:
+            state = store.load(container_id)
+        except StateError as error:
+            if not force or isinstance(error, ContainerNotFound):
+                raise
+            # A state file that cannot be read names no process or cgroup to clean up.
+            log.warning("removing container %s with an unreadable state: %s", container_id, error)
+            store.remove(container_id)
+            return
         status = store.status(state)
         if status != STOPPED:
             if not force:
