@@ -8,12 +8,20 @@ mount of a host directory, so a test can watch them from outside.
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 
 import pytest
 
 from navio_runtime.cgroups import detect_mode
+
+# pytest puts tests/cgroups on sys.path only when it loads tests/cgroups/conftest.py,
+# which a run of this file alone does not.
+_CGROUP_TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cgroups")
+if _CGROUP_TESTS not in sys.path:
+    sys.path.insert(0, _CGROUP_TESTS)
+import cgroup_testlib  # noqa: E402
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -35,31 +43,12 @@ def unique_id(name):
 
 def wait_until(condition, timeout=STEP_TIMEOUT, interval=0.02):
     """Poll `condition()` until it returns a true value or `timeout` seconds pass; return its last value."""
-    deadline = time.monotonic() + timeout
-    value = condition()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval)
-        value = condition()
-    return value
+    return cgroup_testlib.wait_until(condition, timeout, interval)
 
 
-def read_text(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return ""
-
-
-def read_lines(path):
-    return read_text(path).split()
-
-
-def file_size(path):
-    try:
-        return os.path.getsize(path)
-    except FileNotFoundError:
-        return 0
+read_text = cgroup_testlib.read_text
+read_lines = cgroup_testlib.read_lines
+file_size = cgroup_testlib.file_size
 
 
 def cgroup_file(controller, container_id, name):
@@ -108,6 +97,13 @@ def container_bundle(make_bundle, shared):
 def run_detached(runtime, bundle, container_id):
     runtime("run", "--detach", "--bundle", bundle.path, container_id, check=True)
     return runtime.state(container_id)["pid"]
+
+
+def run_sleeping(runtime, container_bundle, name):
+    """Run a detached `sleep 100` container with a new id made from `name`, and return the id."""
+    container_id = unique_id(name)
+    run_detached(runtime, container_bundle(["sleep", "100"]), container_id)
+    return container_id
 
 
 # --- pause and resume -------------------------------------------------------------------------
@@ -159,9 +155,7 @@ def test_pause_stopped_rejected(runtime, container_bundle):
 
 
 def test_resume_running_rejected(runtime, container_bundle):
-    bundle = container_bundle(["sleep", "100"])
-    container_id = unique_id("resume")
-    run_detached(runtime, bundle, container_id)
+    container_id = run_sleeping(runtime, container_bundle, "resume")
 
     result = runtime("resume", container_id)
 
@@ -325,9 +319,7 @@ def test_events_stream_ends_with_container(runtime, container_bundle, shared):
 
 
 def test_events_interval_invalid(runtime, container_bundle):
-    bundle = container_bundle(["sleep", "100"])
-    container_id = unique_id("interval")
-    run_detached(runtime, bundle, container_id)
+    container_id = run_sleeping(runtime, container_bundle, "interval")
 
     result = runtime("events", "--interval", "5x", container_id)
 
@@ -357,9 +349,7 @@ def test_update_pids_limit_stops_fork(runtime, container_bundle, shared):
 
 
 def test_update_memory_limit_file(runtime, container_bundle):
-    bundle = container_bundle(["sleep", "100"])
-    container_id = unique_id("updmem")
-    run_detached(runtime, bundle, container_id)
+    container_id = run_sleeping(runtime, container_bundle, "updmem")
 
     runtime("update", "--memory", "64M", container_id, check=True)
 
@@ -408,9 +398,7 @@ def test_update_period_keeps_quota(runtime, container_bundle):
     ],
 )
 def test_update_invalid_value_named(runtime, container_bundle, flag, value):
-    bundle = container_bundle(["sleep", "100"])
-    container_id = unique_id("updbad")
-    run_detached(runtime, bundle, container_id)
+    container_id = run_sleeping(runtime, container_bundle, "updbad")
 
     result = runtime("update", flag, value, container_id)
 
@@ -420,9 +408,7 @@ def test_update_invalid_value_named(runtime, container_bundle, flag, value):
 
 def test_update_kernel_value_rejected(runtime, container_bundle):
     """A cgroup write the kernel rejects fails the update and leaves state.json unchanged."""
-    bundle = container_bundle(["sleep", "100"])
-    container_id = unique_id("updrejected")
-    run_detached(runtime, bundle, container_id)
+    container_id = run_sleeping(runtime, container_bundle, "updrejected")
 
     result = runtime("update", "--cpuset-cpus", "4096", container_id)
 
@@ -508,23 +494,10 @@ def test_cpu_quota_limits_usage(runtime, container_bundle):
     assert used > 0.02
 
 
-# The container opens each node with `<>` (read and write) in a subshell and prints the outcome.
-DEVICE_SCRIPT = (
-    "for name in allowed denied; do "
-    "if (exec 3<>/dev/$name) 2>/dev/null; then echo $name-opened; else echo $name-failed; fi; done"
-)
-
-# c 10:200 (tun) and c 10:229 (fuse) open without capabilities and are not among the default devices.
-DEVICE_NODES = [
-    {"path": "/dev/allowed", "type": "c", "major": 10, "minor": 200, "fileMode": 0o666},
-    {"path": "/dev/denied", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666},
-]
-DEVICE_RULES = {
-    "devices": [
-        {"allow": False, "access": "rwm"},
-        {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
-    ]
-}
+# Container devices and rules of the device tests, shared with the other container test file.
+DEVICE_SCRIPT = cgroup_testlib.DEVICE_SCRIPT
+DEVICE_NODES = cgroup_testlib.DEVICE_NODES
+DEVICE_RULES = cgroup_testlib.DEVICE_RULES
 
 
 def test_device_allowed_opens(runtime, container_bundle):

@@ -624,9 +624,9 @@ def test_semantic_checks_survive_wrong_types(bundle):
 
 
 def _semantic(config, bundle):
-    from navio_runtime.spec import validate
+    from navio_runtime.spec.semantics import semantic_problems
 
-    return validate._semantic_problems(config, bundle, True)
+    return list(semantic_problems(config, bundle, True))
 
 
 # --- load_config --------------------------------------------------------------------------

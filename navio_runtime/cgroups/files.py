@@ -104,17 +104,21 @@ def read_uint(path, default=0):
     return parse_uint(text, path)
 
 
+def _split_lines(path):
+    """Return the whitespace-separated fields of each line of `path` ([] when the file is missing or empty)."""
+    text = read_optional(path)
+    if not text:
+        return []
+    return [line.split() for line in text.splitlines()]
+
+
 def read_flat_keyed(path):
     """Parse a "key value" per line file (memory.stat, cpu.stat, memory.events).
 
     A missing file returns an empty dict.
     """
-    text = read_optional(path)
     result = {}
-    if not text:
-        return result
-    for line in text.splitlines():
-        parts = line.split()
+    for parts in _split_lines(path):
         if len(parts) == 2:
             result[parts[0]] = parse_uint(parts[1], path)
     return result
@@ -125,12 +129,8 @@ def read_nested_keyed(path):
 
     Returns {key: {sub: value}}, or an empty dict when the file is missing.
     """
-    text = read_optional(path)
     result = {}
-    if not text:
-        return result
-    for line in text.splitlines():
-        parts = line.split()
+    for parts in _split_lines(path):
         if not parts:
             continue
         entry = result.setdefault(parts[0], {})

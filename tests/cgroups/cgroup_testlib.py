@@ -1,6 +1,7 @@
-"""Helpers of the cgroup library tests: forked children, cleanup and small utilities.
+"""Helpers of the cgroup tests: forked children, cleanup and small utilities.
 
-Imported by tests/cgroups/conftest.py, whose directory pytest puts on sys.path.
+Imported by tests/cgroups/conftest.py, whose directory pytest puts on sys.path,
+and by tests/test_cgroup_commands.py, which adds that directory itself.
 """
 
 import json
@@ -13,6 +14,24 @@ import time
 from navio_runtime.cgroups import open_manager
 
 BUSYBOX = "/usr/bin/busybox"
+
+# A container device test opens each node with `<>` (read and write) in a subshell and prints the outcome.
+DEVICE_SCRIPT = (
+    "for name in allowed denied; do "
+    "if (exec 3<>/dev/$name) 2>/dev/null; then echo $name-opened; else echo $name-failed; fi; done"
+)
+
+# c 10:200 (tun) and c 10:229 (fuse) open without capabilities and are not among the default devices.
+DEVICE_NODES = [
+    {"path": "/dev/allowed", "type": "c", "major": 10, "minor": 200, "fileMode": 0o666},
+    {"path": "/dev/denied", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666},
+]
+DEVICE_RULES = {
+    "devices": [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+    ]
+}
 
 
 class Child:
@@ -113,9 +132,20 @@ class Children:
         self._spawned.append(process)
         return process
 
-    def sleepers(self, count, seconds=60):
-        """Start `count` busybox sleep processes."""
-        return [self.spawn([BUSYBOX, "sleep", str(seconds)]) for _ in range(count)]
+    def sleepers(self, count, seconds=60, manager=None):
+        """Start `count` busybox sleep processes, and move them into `manager`'s cgroup when it is given."""
+        processes = [self.spawn([BUSYBOX, "sleep", str(seconds)]) for _ in range(count)]
+        if manager is not None:
+            for process in processes:
+                manager.add_process(process.pid)
+        return processes
+
+    def start_in(self, add_process, function):
+        """Fork a Child that runs `function()`, move it with `add_process(pid)`, start it and return it."""
+        child = self.fork(function)
+        add_process(child.pid)
+        child.start()
+        return child
 
     def cleanup(self):
         for child in self._forked:
@@ -140,6 +170,37 @@ def wait_until(condition, timeout=10.0, interval=0.01):
 def read(path):
     with open(path) as handle:
         return handle.read().strip()
+
+
+def read_text(path):
+    """Return the content of `path`, or "" when it does not exist."""
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return ""
+
+
+def read_lines(path):
+    return read_text(path).split()
+
+
+def file_size(path):
+    """Return the size of `path` in bytes, or 0 when it does not exist."""
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
+
+
+def join_cgroup(directory):
+    """Return a function that moves a PID into the cgroup `directory` by writing its cgroup.procs."""
+
+    def add_process(pid):
+        with open(os.path.join(directory, "cgroup.procs"), "w") as handle:
+            handle.write(str(pid))
+
+    return add_process
 
 
 def destroy_quietly(manager):
@@ -194,6 +255,20 @@ def open_errno(path, flags=os.O_RDONLY):
     """Open and close `path`, and return 0 on success or the errno of the failure."""
     try:
         os.close(os.open(path, flags))
+        return 0
+    except OSError as err:
+        return err.errno
+
+
+def open_errno_in(children, add_process, path, flags=os.O_RDONLY):
+    """Return the errno of opening `path` from a child moved with `add_process(pid)` (0 when it opens)."""
+    return children.start_in(add_process, lambda: open_errno(path, flags)).result()
+
+
+def mknod_errno(path):
+    """Make a character device node 1:3 at `path`, and return 0 on success or the errno of the failure."""
+    try:
+        os.mknod(path, 0o600 | 0o020000, os.makedev(1, 3))
         return 0
     except OSError as err:
         return err.errno

@@ -57,11 +57,7 @@ def install(path, entries):
 
 def open_in(path, children, node, flags=os.O_RDONLY):
     """Return the errno of opening `node` from a process in cgroup `path` (0 when it opens)."""
-    child = children.fork(lambda: cgroup_testlib.open_errno(node, flags))
-    with open(os.path.join(path, "cgroup.procs"), "w") as handle:
-        handle.write(str(child.pid))
-    child.start()
-    return child.result()
+    return cgroup_testlib.open_errno_in(children, cgroup_testlib.join_cgroup(path), node, flags)
 
 
 def test_filter_denies_and_allows(filter_cgroup, children, nodes):
@@ -119,17 +115,7 @@ def test_filter_mknod_denied(filter_cgroup, children, tmp_path):
     install(filter_cgroup, [ALLOW_ALL, {"allow": False, "type": "c", "access": "m"}])
     target = str(tmp_path / "made")
 
-    def make_node():
-        try:
-            os.mknod(target, 0o600 | 0o020000, os.makedev(1, 3))
-            return 0
-        except OSError as err:
-            return err.errno
-
-    child = children.fork(make_node)
-    with open(os.path.join(filter_cgroup, "cgroup.procs"), "w") as handle:
-        handle.write(str(child.pid))
-    child.start()
+    child = children.start_in(cgroup_testlib.join_cgroup(filter_cgroup), lambda: cgroup_testlib.mknod_errno(target))
 
     assert child.result() == errno.EPERM
 

@@ -10,7 +10,7 @@ is missing they are ignored with a warning, as on cgroup v2.
 import os
 
 from navio_runtime.cgroups import files
-from navio_runtime.cgroups.resources import entries, integer, section
+from navio_runtime.cgroups.resources import device_number, entries, integer, section, throttle_rates
 from navio_runtime.errors import CgroupError
 from navio_runtime.log import get_logger
 
@@ -36,14 +36,6 @@ def _weight_files(path):
     if os.path.exists(os.path.join(path, "blkio.bfq.weight")):
         return os.path.join(path, "blkio.bfq.weight"), os.path.join(path, "blkio.bfq.weight_device")
     return os.path.join(path, "blkio.weight"), os.path.join(path, "blkio.weight_device")
-
-
-def _device(entry, where):
-    major = integer(entry, "major", where, minimum=0)
-    minor = integer(entry, "minor", where, minimum=0)
-    if major is None or minor is None:
-        raise CgroupError(f"invalid {where}: major and minor are required")
-    return f"{major}:{minor}"
 
 
 def _write_existing(target, value, field):
@@ -76,7 +68,7 @@ def apply(path, resources):
 
     for index, entry in enumerate(entries(resources, "blockIO", "weightDevice")):
         where = f"{WHERE}.weightDevice[{index}]"
-        device = _device(entry, where)
+        device = device_number(entry, where)
         device_weight = integer(entry, "weight", where, minimum=10, maximum=1000)
         device_leaf_weight = integer(entry, "leafWeight", where, minimum=10, maximum=1000)
         if device_weight is None and device_leaf_weight is None:
@@ -88,14 +80,9 @@ def apply(path, resources):
                 os.path.join(path, "blkio.leaf_weight_device"), f"{device} {device_leaf_weight}", f"{where}.leafWeight"
             )
 
-    for list_name, filename in THROTTLE_FILES.items():
-        for index, entry in enumerate(entries(resources, "blockIO", list_name)):
-            where = f"{WHERE}.{list_name}[{index}]"
-            rate = integer(entry, "rate", where, minimum=0)
-            if rate is None:
-                raise CgroupError(f"invalid {where}: rate is required")
-            # A rate of 0 removes the device's limit.
-            files.write(os.path.join(path, filename), f"{_device(entry, where)} {rate}")
+    # A rate of 0 removes the device's limit.
+    for list_name, device, rate in throttle_rates(resources):
+        files.write(os.path.join(path, THROTTLE_FILES[list_name]), f"{device} {rate}")
 
 
 def _read_entries(path):

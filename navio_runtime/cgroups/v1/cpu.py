@@ -11,7 +11,7 @@ import errno as _errno
 import os
 
 from navio_runtime.cgroups import files
-from navio_runtime.cgroups.resources import integer, section
+from navio_runtime.cgroups.resources import cpu_bandwidth, integer, section
 from navio_runtime.errors import CgroupError
 from navio_runtime.log import get_logger
 
@@ -59,16 +59,9 @@ def apply(path, resources):
     cpu = section(resources, "cpu")
     if not cpu:
         return
-    shares = integer(cpu, "shares", WHERE, minimum=0)
-    quota = integer(cpu, "quota", WHERE, minimum=-1)
-    period = integer(cpu, "period", WHERE, minimum=0)
-    burst = integer(cpu, "burst", WHERE, minimum=0)
-    idle = integer(cpu, "idle", WHERE, minimum=0, maximum=1)
+    shares, quota, period, burst, idle = cpu_bandwidth(cpu)
     rt_runtime = integer(cpu, "realtimeRuntime", WHERE, minimum=-1)
     rt_period = integer(cpu, "realtimePeriod", WHERE, minimum=0)
-
-    if quota is not None and quota > 0 and burst is not None and burst > quota:
-        raise CgroupError(f"invalid {WHERE}.burst {burst}: it must not exceed {WHERE}.quota {quota}")
 
     # cpu.idle 1 rejects cpu.shares writes (EINVAL), so leave idle mode
     # before writing shares and enter it after.

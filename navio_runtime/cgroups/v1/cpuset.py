@@ -8,8 +8,7 @@ parent's values for each directory the manager creates.
 import os
 
 from navio_runtime.cgroups import files
-from navio_runtime.cgroups.v2.cpuset import WHERE, requested  # noqa: F401  (same OCI fields)
-from navio_runtime.errors import CgroupError
+from navio_runtime.cgroups.v2.cpuset import WHERE, apply, requested  # noqa: F401  (same OCI fields and files)
 
 
 def copy_from_parent(directory):
@@ -21,17 +20,6 @@ def copy_from_parent(directory):
         value = files.read(os.path.join(parent, name)).strip()
         if value:
             files.write(os.path.join(directory, name), value)
-
-
-def apply(path, resources):
-    cpu = (resources or {}).get("cpu") or {}
-    for key, filename in (("cpus", "cpuset.cpus"), ("mems", "cpuset.mems")):
-        value = cpu.get(key)
-        if value is None or value == "":
-            continue
-        if not isinstance(value, str):
-            raise CgroupError(f"invalid {WHERE}.{key} {value!r}: expected a list such as \"0-3,6\"")
-        files.write(os.path.join(path, filename), value)
 
 
 def stats(path):

@@ -5,22 +5,11 @@ import os
 import re
 
 from navio_runtime.cgroups import files
-from navio_runtime.cgroups.v2.hugetlb import WHERE, parse_limits, requested  # noqa: F401
-from navio_runtime.errors import CgroupError
+from navio_runtime.cgroups.v2.hugetlb import WHERE, parse_limits, requested, write_limits  # noqa: F401
 
 
 def apply(path, resources):
-    for page_size, limit in parse_limits(resources):
-        limit_file = os.path.join(path, f"hugetlb.{page_size}.limit_in_bytes")
-        if not os.path.exists(limit_file):
-            raise CgroupError(
-                f"cannot apply {WHERE} for page size {page_size}: {limit_file} does not exist "
-                "(the kernel has no huge pages of that size)"
-            )
-        reservation_file = os.path.join(path, f"hugetlb.{page_size}.rsvd.limit_in_bytes")
-        if os.path.exists(reservation_file):
-            files.write(reservation_file, str(limit))
-        files.write(limit_file, str(limit))
+    write_limits(path, resources, "limit_in_bytes")
 
 
 def stats(path):

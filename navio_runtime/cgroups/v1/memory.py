@@ -11,7 +11,7 @@ import errno as _errno
 import os
 
 from navio_runtime.cgroups import files
-from navio_runtime.cgroups.resources import integer, section
+from navio_runtime.cgroups.resources import check_memory_usage, integer, memory_limits, section
 from navio_runtime.errors import CgroupError
 from navio_runtime.log import get_logger
 
@@ -67,9 +67,7 @@ def apply(path, resources):
     memory = section(resources, "memory")
     if not memory:
         return
-    limit = integer(memory, "limit", WHERE, minimum=-1)
-    reservation = integer(memory, "reservation", WHERE, minimum=-1)
-    swap = integer(memory, "swap", WHERE, minimum=-1)
+    limit, reservation, swap = memory_limits(memory)
     swappiness = integer(memory, "swappiness", WHERE, minimum=0, maximum=100)
 
     for key in ("kernel", "kernelTCP"):
@@ -102,16 +100,7 @@ def apply(path, resources):
 
 def check_before_update(path, resources):
     """Raise CgroupError when checkBeforeUpdate is set and the new limit is below the current usage."""
-    memory = section(resources, "memory")
-    limit = integer(memory, "limit", WHERE, minimum=-1)
-    if not memory.get("checkBeforeUpdate") or not limit or limit == -1:
-        return
-    usage = files.read_uint(os.path.join(path, "memory.usage_in_bytes"))
-    if limit < usage:
-        raise CgroupError(
-            f"rejected {WHERE}.limit {limit}: it is below the current usage {usage} of {path} "
-            "and checkBeforeUpdate is set"
-        )
+    check_memory_usage(path, resources, "memory.usage_in_bytes")
 
 
 def oom_kill_count(path):

@@ -4,7 +4,7 @@ import errno as _errno
 import os
 
 from navio_runtime.cgroups import files
-from navio_runtime.cgroups.resources import integer, section
+from navio_runtime.cgroups.resources import cpu_bandwidth, section
 from navio_runtime.errors import CgroupError
 
 WHERE = "linux.resources.cpu"
@@ -50,11 +50,7 @@ def apply(path, resources):
     cpu = section(resources, "cpu")
     if not cpu:
         return
-    shares = integer(cpu, "shares", WHERE, minimum=0)
-    quota = integer(cpu, "quota", WHERE, minimum=-1)
-    period = integer(cpu, "period", WHERE, minimum=0)
-    burst = integer(cpu, "burst", WHERE, minimum=0)
-    idle = integer(cpu, "idle", WHERE, minimum=0, maximum=1)
+    shares, quota, period, burst, idle = cpu_bandwidth(cpu)
     if quota == 0:
         # runc treats a zero quota as "not set".
         quota = None
@@ -65,8 +61,6 @@ def apply(path, resources):
                 f"invalid {WHERE}.{key} {cpu[key]}: cgroup v2 has no real-time group scheduling; "
                 "remove it from config.json"
             )
-    if quota is not None and quota > 0 and burst is not None and burst > quota:
-        raise CgroupError(f"invalid {WHERE}.burst {burst}: it must not exceed {WHERE}.quota {quota}")
 
     # cpu.idle 1 rejects cpu.weight writes (EINVAL), so leave idle mode
     # before writing the weight and enter it after.

@@ -39,18 +39,26 @@ def parse_limits(resources):
     return result
 
 
-def apply(path, resources):
+def write_limits(path, resources, suffix):
+    """Write each huge page limit to hugetlb.<size>.<suffix>, and to hugetlb.<size>.rsvd.<suffix> where it exists.
+
+    `suffix` is "max" on cgroup v2 and "limit_in_bytes" on cgroup v1.
+    """
     for page_size, limit in parse_limits(resources):
-        limit_file = os.path.join(path, f"hugetlb.{page_size}.max")
+        limit_file = os.path.join(path, f"hugetlb.{page_size}.{suffix}")
         if not os.path.exists(limit_file):
             raise CgroupError(
                 f"cannot apply {WHERE} for page size {page_size}: {limit_file} does not exist "
                 "(the kernel has no huge pages of that size)"
             )
-        reservation_file = os.path.join(path, f"hugetlb.{page_size}.rsvd.max")
+        reservation_file = os.path.join(path, f"hugetlb.{page_size}.rsvd.{suffix}")
         if os.path.exists(reservation_file):
             files.write(reservation_file, str(limit))
         files.write(limit_file, str(limit))
+
+
+def apply(path, resources):
+    write_limits(path, resources, "max")
 
 
 def page_sizes(path):

@@ -12,7 +12,7 @@ import errno
 import os
 
 from navio_runtime.cgroups import files
-from navio_runtime.cgroups.resources import entries, integer, section
+from navio_runtime.cgroups.resources import device_number, entries, integer, section, throttle_rates
 from navio_runtime.errors import CgroupError
 from navio_runtime.log import get_logger
 
@@ -55,27 +55,14 @@ def _write_device_weight(path, device, weight, use_bfq, where):
         ) from None
 
 
-def _device(entry, where):
-    major = integer(entry, "major", where, minimum=0)
-    minor = integer(entry, "minor", where, minimum=0)
-    if major is None or minor is None:
-        raise CgroupError(f"invalid {where}: major and minor are required")
-    return f"{major}:{minor}"
-
-
 def io_max_lines(resources):
     """Return the io.max lines for the throttle lists, one line per device, in first-seen order.
 
     A rate of 0 removes that limit ("max"), as writing 0 does on cgroup v1.
     """
     limits = {}
-    for list_name, key in THROTTLE_KEYS.items():
-        for index, entry in enumerate(entries(resources, "blockIO", list_name)):
-            where = f"{WHERE}.{list_name}[{index}]"
-            rate = integer(entry, "rate", where, minimum=0)
-            if rate is None:
-                raise CgroupError(f"invalid {where}: rate is required")
-            limits.setdefault(_device(entry, where), {})[key] = str(rate) if rate else "max"
+    for list_name, device, rate in throttle_rates(resources):
+        limits.setdefault(device, {})[THROTTLE_KEYS[list_name]] = str(rate) if rate else "max"
     return [f"{device} " + " ".join(f"{key}={value}" for key, value in values.items()) for device, values in limits.items()]
 
 
@@ -101,7 +88,7 @@ def apply(path, resources):
 
     for index, entry in enumerate(entries(resources, "blockIO", "weightDevice")):
         where = f"{WHERE}.weightDevice[{index}]"
-        device = _device(entry, where)
+        device = device_number(entry, where)
         if entry.get("leafWeight") is not None:
             log.warning("%s.leafWeight is ignored: cgroup v2 has no leaf weight", where)
         device_weight = integer(entry, "weight", where, minimum=10, maximum=1000)

@@ -23,10 +23,7 @@ def nodes(tmp_path):
 
 def open_in_cgroup(manager, children, path, flags=os.O_RDONLY):
     """Return the errno of opening `path` from a process inside the cgroup (0 when it opens)."""
-    child = children.fork(lambda: cgroup_testlib.open_errno(path, flags))
-    manager.add_process(child.pid)
-    child.start()
-    return child.result()
+    return cgroup_testlib.open_errno_in(children, manager.add_process, path, flags)
 
 
 def test_denied_device_cannot_open(make_manager, children, nodes):
@@ -82,16 +79,7 @@ def test_mknod_denied(make_manager, children, tmp_path):
     manager.apply({"devices": [{"allow": True, "access": "rwm"}, {"allow": False, "type": "c", "access": "m"}]})
     target = str(tmp_path / "made")
 
-    def make_node():
-        try:
-            os.mknod(target, 0o600 | 0o020000, os.makedev(1, 3))
-            return 0
-        except OSError as err:
-            return err.errno
-
-    child = children.fork(make_node)
-    manager.add_process(child.pid)
-    child.start()
+    child = children.start_in(manager.add_process, lambda: cgroup_testlib.mknod_errno(target))
 
     assert child.result() == errno.EPERM
 

@@ -88,9 +88,7 @@ def test_pids_includes_child_cgroups(make_manager, children):
 
 def test_kill_all_sigkill(make_manager, children):
     manager = make_manager("killall")
-    sleepers = children.sleepers(3)
-    for process in sleepers:
-        manager.add_process(process.pid)
+    sleepers = children.sleepers(3, manager=manager)
 
     manager.kill_all(signal.SIGKILL)
 
@@ -102,9 +100,7 @@ def test_kill_all_sigkill(make_manager, children):
 
 def test_kill_all_sigterm(make_manager, children):
     manager = make_manager("killterm")
-    sleepers = children.sleepers(2)
-    for process in sleepers:
-        manager.add_process(process.pid)
+    sleepers = children.sleepers(2, manager=manager)
 
     manager.kill_all(signal.SIGTERM)
 
@@ -115,9 +111,7 @@ def test_kill_all_sigterm(make_manager, children):
 def test_freeze_stops_progress(make_manager, children, tmp_path):
     manager = make_manager("freeze")
     counter_file = tmp_path / "counter"
-    child = children.fork(lambda: cgroup_testlib.count_into(str(counter_file)))
-    manager.add_process(child.pid)
-    child.start()
+    child = children.start_in(manager.add_process, lambda: cgroup_testlib.count_into(str(counter_file)))
     assert cgroup_testlib.wait_until(counter_file.exists)
     assert cgroup_testlib.wait_until(lambda: int(counter_file.read_text() or 0) > 3)
 
@@ -218,9 +212,7 @@ def test_preexisting_cgroup_survives_destroy(make_manager):
 
 def test_stats_has_keys(make_manager, children):
     manager = make_manager("stats")
-    child = children.fork(lambda: cgroup_testlib.allocate_and_sleep(4 * 1024 * 1024))
-    manager.add_process(child.pid)
-    child.start()
+    child = children.start_in(manager.add_process, lambda: cgroup_testlib.allocate_and_sleep(4 * 1024 * 1024))
     memory_file = os.path.join(manager.paths["memory"], "memory.usage_in_bytes")
     assert cgroup_testlib.wait_until(lambda: int(cgroup_testlib.read(memory_file)) > 0)
 

@@ -102,10 +102,7 @@ def test_memory_use_hierarchy_false_error(make_manager):
 def test_memory_oom_kill(make_manager, children):
     manager = make_manager("oom")
     manager.apply({"memory": {"limit": 32 * MiB, "swap": 32 * MiB}})
-    child = children.fork(lambda: cgroup_testlib.allocate_and_touch(128 * MiB))
-    manager.add_process(child.pid)
-
-    child.start()
+    child = children.start_in(manager.add_process, lambda: cgroup_testlib.allocate_and_touch(128 * MiB))
 
     assert child.wait() == -signal.SIGKILL
     assert manager.oom_events() >= 1
@@ -115,10 +112,7 @@ def test_memory_oom_kill(make_manager, children):
 def test_memory_within_limit_survives(make_manager, children):
     manager = make_manager("nooom")
     manager.apply({"memory": {"limit": 128 * MiB, "swap": 128 * MiB}})
-    child = children.fork(lambda: cgroup_testlib.allocate_and_touch(16 * MiB))
-    manager.add_process(child.pid)
-
-    child.start()
+    child = children.start_in(manager.add_process, lambda: cgroup_testlib.allocate_and_touch(16 * MiB))
 
     assert child.result() == 16 * MiB
     assert child.exit_code == 0
@@ -127,9 +121,7 @@ def test_memory_within_limit_survives(make_manager, children):
 
 def test_update_check_before_update(make_manager, children):
     manager = make_manager("checkupdate")
-    child = children.fork(lambda: cgroup_testlib.allocate_and_sleep(32 * MiB))
-    manager.add_process(child.pid)
-    child.start()
+    child = children.start_in(manager.add_process, lambda: cgroup_testlib.allocate_and_sleep(32 * MiB))
     usage_file = os.path.join(manager.paths["memory"], "memory.usage_in_bytes")
     # memory.usage_in_bytes lags behind the real usage by per-CPU charge batches.
     assert cgroup_testlib.wait_until(lambda: int(cgroup_testlib.read(usage_file)) > 24 * MiB)
@@ -217,9 +209,7 @@ def cpu_usage_ns(manager):
 def test_cpu_quota_enforced(make_manager, children):
     manager = make_manager("cpuquota")
     manager.apply({"cpu": {"quota": 20000, "period": 100000}})
-    child = children.fork(cgroup_testlib.busy_loop)
-    manager.add_process(child.pid)
-    child.start()
+    child = children.start_in(manager.add_process, cgroup_testlib.busy_loop)
     time.sleep(0.2)
 
     start_usage, start_time = cpu_usage_ns(manager), time.monotonic()
@@ -269,10 +259,7 @@ def test_pids_files(make_manager, limit, expected):
 def test_pids_limit_stops_fork(make_manager, children):
     manager = make_manager("pidsfork")
     manager.apply({"pids": {"limit": 1}})
-    child = children.fork(cgroup_testlib.try_fork)
-    manager.add_process(child.pid)
-
-    child.start()
+    child = children.start_in(manager.add_process, cgroup_testlib.try_fork)
 
     assert child.result() == errno.EAGAIN
 

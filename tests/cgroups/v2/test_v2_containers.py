@@ -16,6 +16,7 @@ import uuid
 
 import pytest
 
+import cgroup_testlib
 from navio_runtime.cgroups import detect_mode
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -41,31 +42,12 @@ pytestmark = [
 
 def wait_until(condition, timeout=STEP_TIMEOUT, interval=0.05):
     """Poll `condition()` until it returns a true value or `timeout` seconds pass; return its last value."""
-    deadline = time.monotonic() + timeout
-    value = condition()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval)
-        value = condition()
-    return value
+    return cgroup_testlib.wait_until(condition, timeout, interval)
 
 
-def read_text(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return ""
-
-
-def read_lines(path):
-    return read_text(path).split()
-
-
-def file_size(path):
-    try:
-        return os.path.getsize(path)
-    except FileNotFoundError:
-        return 0
+read_text = cgroup_testlib.read_text
+read_lines = cgroup_testlib.read_lines
+file_size = cgroup_testlib.file_size
 
 
 def cgroup_file(container_id, name):
@@ -279,23 +261,10 @@ def test_cpu_max_limits_usage(runtime, make_bundle):
     assert used > 0.02
 
 
-# The container opens each node with `<>` (read and write) in a subshell and prints the outcome.
-DEVICE_SCRIPT = (
-    "for name in allowed denied; do "
-    "if (exec 3<>/dev/$name) 2>/dev/null; then echo $name-opened; else echo $name-failed; fi; done"
-)
-
-# c 10:200 (tun) and c 10:229 (fuse) open without capabilities and are not among the default devices.
-DEVICE_NODES = [
-    {"path": "/dev/allowed", "type": "c", "major": 10, "minor": 200, "fileMode": 0o666},
-    {"path": "/dev/denied", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666},
-]
-DEVICE_RULES = {
-    "devices": [
-        {"allow": False, "access": "rwm"},
-        {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
-    ]
-}
+# Container devices and rules of the device tests, shared with the other container test file.
+DEVICE_SCRIPT = cgroup_testlib.DEVICE_SCRIPT
+DEVICE_NODES = cgroup_testlib.DEVICE_NODES
+DEVICE_RULES = cgroup_testlib.DEVICE_RULES
 
 
 @pytest.fixture

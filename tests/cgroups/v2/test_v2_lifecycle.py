@@ -82,9 +82,7 @@ def test_pids_and_cgroup_kill(make_manager, children):
 
 def test_kill_all_sigterm(make_manager, children):
     manager = make_manager("killterm")
-    sleepers = children.sleepers(2)
-    for process in sleepers:
-        manager.add_process(process.pid)
+    sleepers = children.sleepers(2, manager=manager)
 
     manager.kill_all(signal.SIGTERM)
 
@@ -96,9 +94,7 @@ def test_kill_all_sigterm(make_manager, children):
 def test_freeze_stops_progress(make_manager, children, tmp_path):
     manager = make_manager("freeze")
     counter_file = tmp_path / "counter"
-    child = children.fork(lambda: cgroup_testlib.count_into(str(counter_file)))
-    manager.add_process(child.pid)
-    child.start()
+    child = children.start_in(manager.add_process, lambda: cgroup_testlib.count_into(str(counter_file)))
     assert cgroup_testlib.wait_until(lambda: counter_file.exists() and int(counter_file.read_text() or 0) > 3, 30)
 
     manager.freeze()
@@ -140,10 +136,7 @@ def test_preexisting_cgroup_survives_destroy(make_manager):
 
 
 def open_in(manager, children, node, flags=os.O_RDONLY):
-    child = children.fork(lambda: cgroup_testlib.open_errno(node, flags))
-    manager.add_process(child.pid)
-    child.start()
-    return child.result()
+    return cgroup_testlib.open_errno_in(children, manager.add_process, node, flags)
 
 
 def test_device_filter_enforced(make_manager, children, tmp_path):
@@ -164,9 +157,7 @@ def test_device_filter_enforced(make_manager, children, tmp_path):
 
 def test_stats_has_keys(make_manager, children):
     manager = make_manager("stats")
-    child = children.fork(lambda: cgroup_testlib.allocate_and_sleep(4 << 20))
-    manager.add_process(child.pid)
-    child.start()
+    child = children.start_in(manager.add_process, lambda: cgroup_testlib.allocate_and_sleep(4 << 20))
     assert cgroup_testlib.wait_until(lambda: manager.stats()["memory"]["usage"]["usage"] > 4 << 20, 30)
 
     stats = manager.stats()

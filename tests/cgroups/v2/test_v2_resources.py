@@ -79,10 +79,7 @@ def test_memory_kernel_ignored(make_manager, caplog):
 def test_memory_oom_kill(make_manager, children):
     manager = make_manager("oom")
     manager.apply({"memory": {"limit": 32 * MiB, "swap": 32 * MiB}})
-    child = children.fork(lambda: cgroup_testlib.allocate_and_touch(96 * MiB))
-    manager.add_process(child.pid)
-
-    child.start()
+    child = children.start_in(manager.add_process, lambda: cgroup_testlib.allocate_and_touch(96 * MiB))
 
     assert child.wait() == -signal.SIGKILL
     assert manager.oom_events() >= 1
@@ -91,9 +88,7 @@ def test_memory_oom_kill(make_manager, children):
 
 def test_update_check_before_update(make_manager, children):
     manager = make_manager("checkupdate")
-    child = children.fork(lambda: cgroup_testlib.allocate_and_sleep(32 * MiB))
-    manager.add_process(child.pid)
-    child.start()
+    child = children.start_in(manager.add_process, lambda: cgroup_testlib.allocate_and_sleep(32 * MiB))
     assert cgroup_testlib.wait_until(lambda: int(value(manager, "memory.current")) > 32 * MiB, 60)
 
     with pytest.raises(CgroupError, match="below the current usage"):
@@ -149,9 +144,7 @@ def test_cpu_realtime_rejected(make_manager, key):
 def test_cpu_quota_enforced(make_manager, children):
     manager = make_manager("cpuquota")
     manager.apply({"cpu": {"quota": 20000, "period": 100000}})
-    child = children.fork(cgroup_testlib.busy_loop)
-    manager.add_process(child.pid)
-    child.start()
+    child = children.start_in(manager.add_process, cgroup_testlib.busy_loop)
     time.sleep(0.3)
 
     start_usage, start_time = manager.stats()["cpu"]["usage"]["total"], time.monotonic()
@@ -277,10 +270,7 @@ def test_pids_files(make_manager, limit, expected):
 def test_pids_limit_stops_fork(make_manager, children):
     manager = make_manager("pidsfork")
     manager.apply({"pids": {"limit": 1}})
-    child = children.fork(cgroup_testlib.try_fork)
-    manager.add_process(child.pid)
-
-    child.start()
+    child = children.start_in(manager.add_process, cgroup_testlib.try_fork)
 
     assert child.result() == errno.EAGAIN
     assert int(value(manager, "pids.events").split()[-1]) >= 1
@@ -321,9 +311,7 @@ def test_hugetlb_limit_enforced(make_manager, children):
         pytest.skip("fewer than 2 huge pages reserved (run-in-cgroup2-vm --hugepages 8)")
     manager.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 2 * MiB}]})
 
-    child = children.fork(lambda: [map_huge_pages(4 * MiB), map_huge_pages(2 * MiB)])
-    manager.add_process(child.pid)
-    child.start()
+    child = children.start_in(manager.add_process, lambda: [map_huge_pages(4 * MiB), map_huge_pages(2 * MiB)])
 
     assert child.result() == [errno.ENOMEM, 0]
 
