@@ -157,6 +157,3 @@ def _explain_range(parts, value, schema):
 
 def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-# --- Semantic problems (both paths) ----------------------------------------------
