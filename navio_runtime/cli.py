@@ -51,7 +51,8 @@ def _cmd_exec(args):
         no_new_privileges=args.no_new_privs, apparmor=args.apparmor, caps=args.cap,
     )
     return exec_process(args.container_id, process, root=args.root, detach=args.detach, pid_file=args.pid_file,
-                        console_socket=args.console_socket, preserve_fds=args.preserve_fds)
+                        console_socket=args.console_socket, preserve_fds=args.preserve_fds,
+                        ignore_paused=args.ignore_paused)
 
 
 def _cmd_state(args):
@@ -249,7 +250,8 @@ def build_parser(only=None):
     sub.add_argument("--cap", "-c", action="append", default=[],
                      help="add a capability to the bounding, effective and permitted sets (never inheritable)")
     sub.add_argument("--preserve-fds", type=int, default=0, help="pass N extra fds (3 .. 3+N-1) to the process")
-    sub.add_argument("--ignore-paused", action="store_true", help="accepted for runc compatibility")
+    sub.add_argument("--ignore-paused", action="store_true",
+                     help="accepted for runc compatibility, but exec into a paused container is rejected")
     sub.add_argument("container_id", metavar="ID")
     sub.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND", help="command and arguments")
 
@@ -302,7 +304,11 @@ def main(argv=None):
 
     from navio_runtime import log as log_setup
 
-    log_setup.configure(args.log, args.log_format, args.debug)
+    try:
+        log_setup.configure(args.log, args.log_format, args.debug)
+    except OSError as error:
+        print(f"navio-runtime: --log {args.log}: cannot open the log file: {error.strerror}", file=sys.stderr)
+        return 1
 
     from navio_runtime.errors import NavioError
 

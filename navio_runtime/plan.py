@@ -130,6 +130,8 @@ class Operation:
                 continue
             if key in _FLAG_ARGUMENTS:
                 value = mount_flag_names(value)
+            elif key == "mode" and isinstance(value, int):
+                value = f"{value:04o}"
             elif key == "propagation":
                 value = [mount_flag_names(flags) for flags in value]
             parts.append(f"{key}={_show(value)}")

@@ -34,11 +34,19 @@ PAUSED = "paused"
 STOPPED = "stopped"
 
 
+# Longest id accepted: a path component may have at most 255 bytes.
+MAX_ID_LENGTH = 255
+
+
 def validate_container_id(container_id):
-    if not container_id or container_id in (".", "..") or not _ID_PATTERN.match(container_id):
+    if container_id in (".", ".."):
+        raise StateError(f"invalid container id {container_id!r}: '.' and '..' are not allowed")
+    if not container_id or not _ID_PATTERN.match(container_id):
         raise StateError(
             f"invalid container id {container_id!r}: use letters, digits, '_', '+', '-' and '.' only"
         )
+    if len(container_id) > MAX_ID_LENGTH:
+        raise StateError(f"invalid container id: {len(container_id)} characters, the maximum is {MAX_ID_LENGTH}")
 
 
 class ContainerState:

@@ -88,9 +88,12 @@ def _write_pid_file(path, pid):
     """Write the init's host PID, without a newline, atomically (containerd and podman read it)."""
     path = os.path.abspath(path)
     temp_path = f"{path}.{os.getpid()}.tmp"
-    with open(temp_path, "w") as pid_file:
-        pid_file.write(str(pid))
-    os.rename(temp_path, path)
+    try:
+        with open(temp_path, "w") as pid_file:
+            pid_file.write(str(pid))
+        os.rename(temp_path, path)
+    except OSError as error:
+        raise NavioError(f"--pid-file {path}: cannot write it: {error.strerror}") from None
 
 
 class _Builder:

@@ -77,6 +77,10 @@ def _kill_and_wait(state):
         if process_start_time(state.pid) != state.pid_start_time:
             return
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        # A frozen process cannot die until its cgroup is thawed.
+        from navio_runtime.container.kill import thaw_after_kill
+
+        thaw_after_kill(state)
         # A pidfd becomes readable when the process exits.
         ready, _, _ = select.select([pidfd], [], [], KILL_TIMEOUT)
         if not ready:

@@ -44,6 +44,9 @@ def build_exec_process(config_process, args=None, process_file=None, cwd=None, e
         process = {key: value for key, value in (config_process or {}).items()}
         process["args"] = list(args)
         process["terminal"] = tty
+        for item in env:
+            if "=" not in item:
+                raise SpecError(f"--env {item!r}: use NAME=VALUE")
         process["env"] = list(process.get("env") or []) + list(env)
         if cwd:
             process["cwd"] = cwd
@@ -83,12 +86,17 @@ def _parse_user(value, additional_gids):
 
 
 def exec_process(container_id, process, root=None, detach=False, pid_file=None, console_socket=None,
-                 preserve_fds=0):
+                 preserve_fds=0, ignore_paused=False):
     """Run `process` (from build_exec_process) in the container; return its exit status, or 0 when detached."""
     store = StateStore(root) if root else StateStore()
     with store.lock(container_id, shared=True):
         state = store.load(container_id)
         status = store.status(state)
+        if status == PAUSED and ignore_paused:
+            # The joiner would freeze as soon as it enters the frozen cgroup, and
+            # exec waits for it to report back, so this could only hang.
+            raise StateError(f"cannot exec in container {container_id}: --ignore-paused is not supported; "
+                             "resume the container first")
         if status not in (CREATED, RUNNING):
             message = f"cannot exec in container {container_id}: its status is {status!r}"
             if status == PAUSED:
@@ -249,7 +257,14 @@ def _preload_process_modules(spec):
 
 
 def _report(channel, error):
-    message = str(error) if isinstance(error, (NavioError, OSError)) else f"{type(error).__name__}: {error}"
+    if isinstance(error, NavioError):
+        message = str(error)
+    elif isinstance(error, OSError):
+        message = error.strerror or str(error)
+        if error.filename:
+            message += f": {error.filename}"
+    else:
+        message = f"{type(error).__name__}: {error}"
     try:
         sync.send(channel, "error", message=message)
     except OSError:

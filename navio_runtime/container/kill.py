@@ -42,7 +42,18 @@ def kill(container_id, signum=signal.SIGTERM, all_processes=False, root=None):
             return
 
         send_signal(state.pid, state.pid_start_time, signum)
+        if status == PAUSED and signum == signal.SIGKILL:
+            thaw_after_kill(state)
     log.info("sent signal %d to container %s", signum, container_id)
+
+
+def thaw_after_kill(state):
+    """Thaw a frozen container after SIGKILL, so that its processes can die (runc does the same)."""
+    if not state.cgroup:
+        return
+    from navio_runtime.cgroups import manager_from_dict
+
+    manager_from_dict(state.cgroup).thaw()
 
 
 def send_signal(pid, start_time, signum):

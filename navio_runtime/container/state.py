@@ -17,7 +17,8 @@ def state_record(container_id, root=None):
 
 def list_containers(root=None):
     """Return the OCI state plus creation time of every container under `root`."""
-    from navio_runtime.errors import ContainerNotFound
+    from navio_runtime.errors import ContainerNotFound, StateError
+    from navio_runtime.log import get_logger
 
     store = StateStore(root) if root else StateStore()
     result = []
@@ -26,4 +27,7 @@ def list_containers(root=None):
             result.append(store.oci_state(store.load(container_id)))
         except ContainerNotFound:
             continue
+        except StateError as error:
+            # One unreadable state file must not hide every other container.
+            get_logger(__name__).warning("skipping container %s: %s", container_id, error)
     return result

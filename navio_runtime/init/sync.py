@@ -5,6 +5,7 @@ Messages are small JSON objects with a "type" field: "go", "map-ids", "ack",
 "pid", "hooks", "ready" and "error" (which carries "message").
 """
 
+import errno
 import json
 import os
 import socket
@@ -56,7 +57,13 @@ def fork_after_pid_report(report_pid):
     child. The child exits with status 1 if the parent fails before releasing it.
     """
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as error:
+        os.close(read_fd)
+        os.close(write_fd)
+        hint = "; the container's pids limit may be reached" if error.errno == errno.EAGAIN else ""
+        raise InitError(f"fork failed: {error.strerror}{hint}") from None
     if pid == 0:
         os.close(write_fd)
         data = os.read(read_fd, 32)
