@@ -116,7 +116,10 @@ def _cmd_check(args):
     except SpecError as error:
         print(f"{args.bundle}: {error}", file=sys.stderr)
         return 1
+    from navio_runtime.spec.semantics import host_path_problems
+
     problems = find_problems(config, args.bundle, for_create=True)
+    problems += list(host_path_problems(config, args.bundle))
     if not problems:
         print(f"{os.path.join(args.bundle, 'config.json')}: valid")
         return 0

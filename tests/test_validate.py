@@ -808,3 +808,22 @@ def test_relative_destination_and_device_outside_dev_accepted(tmp_path):
     problems = find_problems(config, str(tmp_path))
 
     assert problems == []
+
+
+def test_missing_bind_source_rejected(tmp_path):
+    from navio_runtime.spec.semantics import host_path_problems
+
+    (tmp_path / "rootfs").mkdir()
+    config = {
+        "ociVersion": "1.3.0",
+        "root": {"path": "rootfs"},
+        "process": {"args": ["sh"], "cwd": "/"},
+        "mounts": [{"destination": "/data", "type": "bind", "source": "/nonexistent/navio-dir",
+                    "options": ["rbind"]}],
+        "linux": {"namespaces": [{"type": "mount"}]},
+    }
+
+    problems = list(host_path_problems(config, str(tmp_path)))
+
+    assert [problem.path for problem in problems] == ["mounts[0].source"]
+    assert "does not exist on the host" in problems[0].message
