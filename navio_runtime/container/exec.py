@@ -102,20 +102,32 @@ def exec_process(container_id, process, root=None, detach=False, pid_file=None, 
             if status == PAUSED:
                 message += "; resume it first"
             raise StateError(message)
+        proxy = None
         if process.get("terminal") and not console_socket:
-            raise SpecError("exec with a terminal (--tty) needs --console-socket to receive it")
+            if detach:
+                raise SpecError("exec -d with a terminal (--tty) needs --console-socket to receive it")
+            from navio_runtime.container.console_proxy import ConsoleProxy
+
+            # Like runc without --console-socket: this process becomes the terminal's other end.
+            proxy = ConsoleProxy()
+            console_socket = proxy.path
 
         from navio_runtime.spec.model import spec_from_dict
 
-        spec = spec_from_dict(state.config)
-        namespace_fds = _open_namespaces(state, spec)
-        joiner = _Joiner(state, spec, process, namespace_fds, console_socket, preserve_fds,
-                         store.oci_state(state, status=status))
-        if not detach:
-            from navio_runtime.linux.syscalls import set_child_subreaper
+        try:
+            spec = spec_from_dict(state.config)
+            namespace_fds = _open_namespaces(state, spec)
+            joiner = _Joiner(state, spec, process, namespace_fds, console_socket, preserve_fds,
+                             store.oci_state(state, status=status))
+            if not detach:
+                from navio_runtime.linux.syscalls import set_child_subreaper
 
-            set_child_subreaper()
-        pid = joiner.start()
+                set_child_subreaper()
+            pid = joiner.start()
+        except BaseException:
+            if proxy is not None:
+                proxy.close()
+            raise
 
     if pid_file:
         from navio_runtime.container.create import _write_pid_file
@@ -124,9 +136,20 @@ def exec_process(container_id, process, root=None, detach=False, pid_file=None, 
     if detach:
         return 0
 
-    from navio_runtime.container.run import wait_forwarding_signals
+    from navio_runtime.container.run import SignalForwarder, poll_exit, wait_forwarding_signals
 
-    return wait_forwarding_signals(pid)
+    if proxy is None:
+        return wait_forwarding_signals(pid)
+
+    forwarder = SignalForwarder()
+    forwarder.install()
+    forwarder.set_target(pid)
+    try:
+        proxy.receive_master()
+        return proxy.copy_until_exit(pid, poll_exit)
+    finally:
+        forwarder.restore()
+        proxy.close()
 
 
 def _open_namespaces(state, spec):

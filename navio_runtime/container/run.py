@@ -26,6 +26,13 @@ def run(container_id, bundle, root=None, pid_file=None, detach=False, no_pivot=F
     """
     forwarder = None
     before_fork = None
+    proxy = None
+    if not detach and console_socket is None and _wants_terminal(bundle):
+        from navio_runtime.container.console_proxy import ConsoleProxy
+
+        # Like runc without --console-socket: this process becomes the terminal's other end.
+        proxy = ConsoleProxy()
+        console_socket = proxy.path
     if not detach:
         from navio_runtime.linux.syscalls import set_child_subreaper
 
@@ -50,10 +57,16 @@ def run(container_id, bundle, root=None, pid_file=None, detach=False, no_pivot=F
         if detach:
             return 0
 
-        status = wait_for_exit(state.pid)
+        if proxy is not None:
+            proxy.receive_master()
+            status = proxy.copy_until_exit(state.pid, poll_exit)
+        else:
+            status = wait_for_exit(state.pid)
     finally:
         if forwarder is not None:
             forwarder.restore()
+        if proxy is not None:
+            proxy.close()
 
     if not keep:
         delete(container_id, force=True, root=root)
@@ -95,6 +108,32 @@ class SignalForwarder:
             os.kill(self.target, signum)
         except ProcessLookupError:
             pass
+
+
+def _wants_terminal(bundle):
+    """Return process.terminal of the bundle's config.json (create validates it later)."""
+    import json
+
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as config_file:
+            config = json.load(config_file)
+    except (OSError, ValueError):
+        return False
+    process = config.get("process") if isinstance(config, dict) else None
+    return isinstance(process, dict) and process.get("terminal") is True
+
+
+def poll_exit(pid):
+    """Reap the children that have exited; return the exit status of `pid` once it has, else None."""
+    while True:
+        try:
+            child, wait_status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return 255
+        if child == 0:
+            return None
+        if child == pid:
+            return exit_status(wait_status)
 
 
 def wait_for_exit(pid):
