@@ -217,7 +217,10 @@ def resolve_rootfs(bundle, root_path):
 class PlanBuilder:
     """Build the operations for one container from its Spec."""
 
-    def __init__(self, spec, bundle, no_pivot=False, cgroup_mode=None):
+    def __init__(self, spec, bundle, no_pivot=False, cgroup_mode=None, selinux_enabled=None):
+        if selinux_enabled is None:
+            selinux_enabled = os.path.exists("/sys/fs/selinux/enforce")
+        self.selinux_enabled = selinux_enabled
         self.spec = spec
         self.bundle = os.path.abspath(bundle)
         self.no_pivot = no_pivot
@@ -337,6 +340,13 @@ class PlanBuilder:
             self.add("rootfs", "mount-cgroup", destination=mount.destination, type=fstype,
                      flags=options.flags, mode=self.cgroup_mode or "auto")
             return
+
+        # linux.mountLabel labels the filesystems the runtime creates (tmpfs, devpts,
+        # mqueue...), as runc does; bind mounts, proc and sysfs keep their own labels.
+        # Without SELinux on the host the label is ignored, as podman expects.
+        label = self.spec.linux.mount_label
+        if label and not is_bind and fstype not in ("proc", "sysfs") and self.selinux_enabled:
+            options.data.append(f'context="{label}"')
 
         self.add(
             "rootfs",

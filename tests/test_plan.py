@@ -476,3 +476,20 @@ def test_device_rules_without_resources(config):
     del config["linux"]["resources"]
 
     assert "cgroup-apply" in actions(plan_of(config), "runtime")
+
+
+def test_mount_label_with_selinux(config):
+    from navio_runtime.plan import PlanBuilder
+    from navio_runtime.spec.model import spec_from_dict
+
+    config["linux"]["mountLabel"] = "system_u:object_r:container_file_t:s0:c1,c2"
+    spec = spec_from_dict(config)
+
+    with_selinux = PlanBuilder(spec, "/bundle", selinux_enabled=True).build()
+    without_selinux = PlanBuilder(spec, "/bundle", selinux_enabled=False).build()
+
+    tmpfs_data = first(with_selinux, "mount", destination="/dev").args["data"]
+    proc_data = first(with_selinux, "mount", destination="/proc").args["data"]
+    assert 'context="system_u:object_r:container_file_t:s0:c1,c2"' in tmpfs_data
+    assert "context=" not in proc_data
+    assert "context=" not in first(without_selinux, "mount", destination="/dev").args["data"]
