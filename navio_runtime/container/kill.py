@@ -63,7 +63,8 @@ def send_signal(pid, start_time, signum):
     except ProcessLookupError:
         raise StateError(f"process {pid} has exited") from None
     try:
-        # The pidfd pins the process, so this check cannot race with PID reuse.
+        # The start time catches a PID reused before pidfd_open. After it, the
+        # signal goes through the pidfd and can only reach that process.
         if process_start_time(pid) != start_time:
             raise StateError(f"process {pid} has exited")
         signal.pidfd_send_signal(pidfd, signum)
