@@ -5,7 +5,6 @@ modules are imported inside those functions, so `state` or `kill` never pay for
 schema validation or ctypes.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -144,16 +143,6 @@ def _cmd_plan(args):
     return 0
 
 
-class _VersionAction(argparse.Action):
-    """Print the runtime and spec versions on separate lines, as runc does (argparse's action reflows them)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        from navio_runtime import OCI_VERSION
-
-        print(f"navio-runtime version {__version__}\nspec: {OCI_VERSION}")
-        parser.exit()
-
-
 def _add_bundle(parser):
     parser.add_argument("--bundle", "-b", default=".", help="path to the bundle directory (default: the current directory)")
 
@@ -195,6 +184,17 @@ def _requested_command(argv):
 
 def build_parser(only=None):
     """Build the argument parser; with `only`, define just that subcommand (about 3 ms less per call)."""
+    import argparse
+
+    class _VersionAction(argparse.Action):
+        """Print the runtime and spec versions on separate lines, as runc does (argparse's action reflows them)."""
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            from navio_runtime import OCI_VERSION
+
+            print(f"navio-runtime version {__version__}\nspec: {OCI_VERSION}")
+            parser.exit()
+
     parser = argparse.ArgumentParser(prog="navio-runtime", description="An OCI container runtime.")
     parser.add_argument("--root", default="/run/navio", help="directory for container state (default: /run/navio)")
     parser.add_argument("--log", help="append log records to this file instead of stderr")
@@ -299,11 +299,76 @@ def _add_extra_commands(command):
     cli_cgroups.register(command)
 
 
+class _FastArgs:
+    """Parsed arguments of a plain lifecycle call, with the attributes argparse would set."""
+
+    def __init__(self):
+        self.root = "/run/navio"
+        self.log = None
+        self.log_format = "text"
+        self.debug = False
+        self.systemd_cgroup = False
+        self.force = False
+        self.all = False
+        self.signal = "TERM"
+
+
+_FAST_GLOBAL_OPTIONS = {"--root": "root", "--log": "log", "--log-format": "log_format"}
+
+
+def _parse_fast(argv):
+    """Parse `[globals] state|start|delete|kill ...` without argparse; return None for anything else.
+
+    podman and containerd call these for every container, and argparse costs
+    about 4 ms of every call. Any option this parser does not know, or a
+    malformed call, goes to argparse, which also produces the error messages.
+    """
+    args = _FastArgs()
+    index = 0
+    while index < len(argv) and argv[index].startswith("-"):
+        option, has_value, value = argv[index].partition("=")
+        if option in _FAST_GLOBAL_OPTIONS:
+            if not has_value:
+                if index + 1 >= len(argv):
+                    return None
+                index += 1
+                value = argv[index]
+            setattr(args, _FAST_GLOBAL_OPTIONS[option], value)
+        elif argv[index] == "--debug":
+            args.debug = True
+        elif argv[index] == "--systemd-cgroup":
+            args.systemd_cgroup = True
+        else:
+            return None
+        index += 1
+    if args.log_format not in ("text", "json") or index >= len(argv):
+        return None
+
+    command, operands = argv[index], argv[index + 1:]
+    if command == "delete" and operands[:1] in (["--force"], ["-f"]):
+        args.force = True
+        operands = operands[1:]
+    if any(operand.startswith("-") for operand in operands):
+        return None
+
+    handlers = {"state": _cmd_state, "start": _cmd_start, "delete": _cmd_delete, "kill": _cmd_kill}
+    if command not in handlers or not 1 <= len(operands) <= (2 if command == "kill" else 1):
+        return None
+    args.command = command
+    args.handler = handlers[command]
+    args.container_id = operands[0]
+    if len(operands) == 2:
+        args.signal = operands[1]
+    return args
+
+
 def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]
-    parser = build_parser(only=_requested_command(argv))
-    args = parser.parse_args(argv)
+    args = _parse_fast(argv)
+    if args is None:
+        parser = build_parser(only=_requested_command(argv))
+        args = parser.parse_args(argv)
 
     from navio_runtime import log as log_setup
 

@@ -15,7 +15,6 @@ import errno
 import fcntl
 import json
 import os
-import re
 
 from navio_runtime import OCI_VERSION
 from navio_runtime.errors import ContainerExists, ContainerNotFound, StateError
@@ -25,7 +24,12 @@ STATE_FILE = "state.json"
 EXEC_SOCKET = "exec.sock"
 
 # The same rule as runc: letters, digits, "_", "+", "-" and ".", but not "." or "..".
-_ID_PATTERN = re.compile(r"^[\w+\-.]+$", re.ASCII)
+_ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+
+
+def _is_id(name):
+    # A set test rather than a regular expression: `state` and `start` never import re.
+    return bool(name) and all(character in _ID_CHARACTERS for character in name)
 
 CREATING = "creating"
 CREATED = "created"
@@ -41,7 +45,7 @@ MAX_ID_LENGTH = 255
 def validate_container_id(container_id):
     if container_id in (".", ".."):
         raise StateError(f"invalid container id {container_id!r}: '.' and '..' are not allowed")
-    if not container_id or not _ID_PATTERN.match(container_id):
+    if not _is_id(container_id):
         raise StateError(
             f"invalid container id {container_id!r}: use letters, digits, '_', '+', '-' and '.' only"
         )
@@ -212,7 +216,7 @@ class StateStore:
             names = os.listdir(self.root)
         except FileNotFoundError:
             return []
-        return sorted(name for name in names if _ID_PATTERN.match(name) and os.path.isdir(os.path.join(self.root, name)))
+        return sorted(name for name in names if _is_id(name) and os.path.isdir(os.path.join(self.root, name)))
 
     def status(self, state):
         """Derive the lifecycle status of `state` from the live system."""
