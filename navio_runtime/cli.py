@@ -47,11 +47,11 @@ def _cmd_exec(args):
     process = build_exec_process(
         record.config.get("process"), args=args.command, process_file=args.process, cwd=args.cwd,
         env=args.env, user=args.user, additional_gids=args.additional_gids, tty=args.tty,
-        no_new_privileges=args.no_new_privs, apparmor=args.apparmor, caps=args.cap,
+        no_new_privileges=args.no_new_privs, apparmor=args.apparmor,
     )
     return exec_process(args.container_id, process, root=args.root, detach=args.detach, pid_file=args.pid_file,
                         console_socket=args.console_socket, preserve_fds=args.preserve_fds,
-                        ignore_paused=args.ignore_paused)
+                        ignore_paused=args.ignore_paused, extra_capabilities=args.cap)
 
 
 def _cmd_state(args):

@@ -453,6 +453,13 @@ def build_plan(spec, bundle, no_pivot=False, cgroup_mode=None):
     return PlanBuilder(spec, bundle, no_pivot, cgroup_mode).build()
 
 
+def build_process_plan(spec, bundle):
+    """Return the process stage alone, without the wait for `start`: what `exec` runs in the container."""
+    builder = PlanBuilder(spec, bundle)
+    builder._process()
+    return [op for op in builder.operations if op.action != "wait-for-start"]
+
+
 def format_plan(operations):
     lines = []
     stage = None

@@ -38,7 +38,7 @@ PAUSED = "paused"
 STOPPED = "stopped"
 
 
-# Longest id accepted: a path component may have at most 255 bytes.
+# Maximum id length: a path component may have at most 255 bytes.
 MAX_ID_LENGTH = 255
 
 

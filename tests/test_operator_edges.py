@@ -4,14 +4,14 @@ import os
 import time
 
 
-def _wait_for_status(runtime, container_id, wanted, timeout=10.0):
+def _wait_for_status(runtime, container_id, expected_status, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = runtime("state", container_id)
-        if result.returncode != 0 or '"status": "%s"' % wanted in result.stdout:
+        if result.returncode != 0 or '"status": "%s"' % expected_status in result.stdout:
             return result
         time.sleep(0.02)
-    raise AssertionError(f"{container_id} did not reach {wanted}")
+    raise AssertionError(f"{container_id} did not reach {expected_status}")
 
 
 def test_kill_paused_container(runtime, make_bundle):
@@ -44,11 +44,11 @@ def test_exec_paused_rejected(runtime, make_bundle):
     runtime("run", "-d", "-b", bundle.path, "paused-exec", check=True)
     runtime("pause", "paused-exec", check=True)
 
-    refused = runtime("exec", "paused-exec", "true")
+    rejected = runtime("exec", "paused-exec", "true")
     ignoring = runtime("exec", "-d", "--ignore-paused", "paused-exec", "true", timeout=20)
 
-    assert refused.returncode == 1
-    assert "resume it first" in refused.stderr
+    assert rejected.returncode == 1
+    assert "resume it first" in rejected.stderr
     assert ignoring.returncode == 1
     assert "--ignore-paused is not supported" in ignoring.stderr
 

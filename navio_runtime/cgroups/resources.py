@@ -66,7 +66,7 @@ def memory_limits(memory):
 def check_memory_usage(path, resources, usage_file):
     """Raise CgroupError when checkBeforeUpdate is set and the new limit is below the current usage.
 
-    `usage_file` is the file in the cgroup directory `path` that holds the
+    `usage_file` is the file in the cgroup directory `path` that contains the
     memory usage in bytes (memory.usage_in_bytes on v1, memory.current on v2).
     """
     import os

@@ -28,7 +28,9 @@ def create(container_id, bundle, root=None, pid_file=None, no_pivot=False, prese
            systemd_cgroup=False, console_socket=None, before_fork=None):
     """Create container `container_id` from `bundle`; return its ContainerState.
 
-    On any failure nothing is left behind: no state directory, cgroup or process.
+    When create raises, it has removed what it made: the state directory, the
+    cgroup and the init process. A create that is killed can leave them, and
+    `delete --force` removes them.
     `before_fork` is called in the runtime process just before the first fork
     (`run` uses it to become the subreaper of the init).
     """
@@ -69,7 +71,7 @@ def create(container_id, bundle, root=None, pid_file=None, no_pivot=False, prese
                 before_fork()
             builder.build()
             if pid_file:
-                _write_pid_file(pid_file, builder.state.pid)
+                write_pid_file(pid_file, builder.state.pid)
     except BaseException:
         builder.tear_down()
         raise
@@ -84,7 +86,7 @@ def _utc_timestamp():
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanoseconds:09d}Z"
 
 
-def _write_pid_file(path, pid):
+def write_pid_file(path, pid):
     """Write the init's host PID, without a newline, atomically (containerd and podman read it)."""
     path = os.path.abspath(path)
     temp_path = f"{path}.{os.getpid()}.tmp"

@@ -16,44 +16,15 @@ KILL_TIMEOUT = 10.0
 def delete(container_id, force=False, root=None):
     store = StateStore(root) if root else StateStore()
     try:
-        lock = store.lock(container_id)
-        lock.__enter__()
+        with store.lock(container_id):
+            state = _remove_locked(store, container_id, force)
     except ContainerNotFound:
+        # podman calls delete --force after every failed create, for ids that may not exist.
         if force:
             return
         raise
-
-    try:
-        try:
-            state = store.load(container_id)
-        except StateError as error:
-            if not force or isinstance(error, ContainerNotFound):
-                raise
-            # A state file that cannot be read names no process or cgroup to clean up.
-            log.warning("removing container %s with an unreadable state: %s", container_id, error)
-            store.remove(container_id)
-            return
-        status = store.status(state)
-        if status != STOPPED:
-            if not force:
-                raise StateError(
-                    f"cannot delete container {container_id}: its status is {status!r}; "
-                    "stop it first or use --force"
-                )
-            _kill_and_wait(state)
-
-        if state.cgroup:
-            from navio_runtime.cgroups import manager_from_dict
-
-            manager = manager_from_dict(state.cgroup)
-            # Without its own pid namespace a stopped container can leave
-            # processes behind; like runc, delete kills them rather than fail.
-            manager.kill_all(signal.SIGKILL)
-            manager.destroy()
-
-        store.remove(container_id)
-    finally:
-        lock.__exit__(None, None, None)
+    if state is None:
+        return
 
     poststop = (state.config.get("hooks") or {}).get("poststop")
     if poststop:
@@ -63,6 +34,40 @@ def delete(container_id, force=False, root=None):
         run_hooks_logging_errors(spec_from_dict(state.config).hooks["poststop"],
                                  store.oci_state(state, status=STOPPED), "poststop")
     log.info("deleted container %s", container_id)
+
+
+def _remove_locked(store, container_id, force):
+    """Remove the container while its lock is held; return its state, or None if it was unreadable."""
+    try:
+        state = store.load(container_id)
+    except StateError as error:
+        if not force or isinstance(error, ContainerNotFound):
+            raise
+        # A state file that cannot be read names no process or cgroup to clean up.
+        log.warning("removing container %s with an unreadable state: %s", container_id, error)
+        store.remove(container_id)
+        return None
+
+    status = store.status(state)
+    if status != STOPPED:
+        if not force:
+            raise StateError(
+                f"cannot delete container {container_id}: its status is {status!r}; "
+                "stop it first or use --force"
+            )
+        _kill_and_wait(state)
+
+    if state.cgroup:
+        from navio_runtime.cgroups import manager_from_dict
+
+        manager = manager_from_dict(state.cgroup)
+        # Without its own pid namespace a stopped container can leave
+        # processes behind; like runc, delete kills them rather than fail.
+        manager.kill_all(signal.SIGKILL)
+        manager.destroy()
+
+    store.remove(container_id)
+    return state
 
 
 def _kill_and_wait(state):

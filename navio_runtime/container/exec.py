@@ -12,7 +12,7 @@ overwrote runc's binary on the host.
 import os
 import signal
 
-from navio_runtime.errors import NavioError, SpecError, StateError
+from navio_runtime.errors import SpecError, StateError
 from navio_runtime.init import sync
 from navio_runtime.log import get_logger
 from navio_runtime.state_store import CREATED, PAUSED, RUNNING, StateStore, process_start_time
@@ -26,7 +26,7 @@ JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
 
 def build_exec_process(config_process, args=None, process_file=None, cwd=None, env=(), user=None,
-                       additional_gids=(), tty=False, no_new_privileges=False, apparmor=None, caps=()):
+                       additional_gids=(), tty=False, no_new_privileges=False, apparmor=None):
     """Return the process object to run: --process FILE, or the container's process overridden by flags."""
     if process_file:
         import json
@@ -64,7 +64,6 @@ def build_exec_process(config_process, args=None, process_file=None, cwd=None, e
     process.setdefault("cwd", "/")
     if not str(process["cwd"]).startswith("/"):
         raise SpecError(f"process.cwd {process['cwd']!r} is not an absolute path")
-    process["_extra_caps"] = list(caps)
     return process
 
 
@@ -86,8 +85,12 @@ def _parse_user(value, additional_gids):
 
 
 def exec_process(container_id, process, root=None, detach=False, pid_file=None, console_socket=None,
-                 preserve_fds=0, ignore_paused=False):
-    """Run `process` (from build_exec_process) in the container; return its exit status, or 0 when detached."""
+                 preserve_fds=0, ignore_paused=False, extra_capabilities=()):
+    """Run `process` (from build_exec_process) in the container; return its exit status, or 0 when detached.
+
+    `extra_capabilities` (exec --cap) go to the bounding, effective and permitted
+    sets only, never to the inheritable one (CVE-2022-29162).
+    """
     store = StateStore(root) if root else StateStore()
     with store.lock(container_id, shared=True):
         state = store.load(container_id)
@@ -112,13 +115,16 @@ def exec_process(container_id, process, root=None, detach=False, pid_file=None, 
             proxy = ConsoleProxy()
             console_socket = proxy.path
 
+        from navio_runtime.plan import build_process_plan
         from navio_runtime.spec.model import spec_from_dict
 
         try:
-            spec = spec_from_dict(state.config)
+            # The container's config with the exec process in place of its own.
+            spec = spec_from_dict(dict(state.config, process=process))
+            plan = build_process_plan(spec, state.bundle)
             namespace_fds = _open_namespaces(state, spec)
-            joiner = _Joiner(state, spec, process, namespace_fds, console_socket, preserve_fds,
-                             store.oci_state(state, status=status))
+            joiner = _Joiner(state, spec, plan, namespace_fds, console_socket, preserve_fds,
+                             store.oci_state(state, status=status), list(extra_capabilities))
             if not detach:
                 from navio_runtime.linux.syscalls import set_child_subreaper
 
@@ -130,9 +136,9 @@ def exec_process(container_id, process, root=None, detach=False, pid_file=None, 
             raise
 
     if pid_file:
-        from navio_runtime.container.create import _write_pid_file
+        from navio_runtime.container.create import write_pid_file
 
-        _write_pid_file(pid_file, pid)
+        write_pid_file(pid_file, pid)
     if detach:
         return 0
 
@@ -183,14 +189,18 @@ def _open_namespaces(state, spec):
 
 
 class _Joiner:
-    def __init__(self, state, spec, process, namespace_fds, console_socket_path, preserve_fds, oci_state):
-        self.oci_state = oci_state
+    """The runtime side of exec: forks the joiner and waits until the new process has exec'd."""
+
+    def __init__(self, state, spec, plan, namespace_fds, console_socket_path, preserve_fds, oci_state,
+                 extra_capabilities):
         self.state = state
         self.spec = spec
-        self.process = process
+        self.plan = plan
         self.namespace_fds = namespace_fds
         self.console_socket_path = console_socket_path
         self.preserve_fds = preserve_fds
+        self.oci_state = oci_state
+        self.extra_capabilities = extra_capabilities
 
     def start(self):
         """Fork the joiner, put it in the container's cgroup and return the host PID of the new process."""
@@ -233,158 +243,34 @@ class _Joiner:
                 pass
 
     def _run_joiner(self, sync_socket, console):
+        """Body of the joiner: enter the container and fork the new process there. Never returns."""
+        from navio_runtime.init import executor
         from navio_runtime.init.process import close_fds_except
         from navio_runtime.linux import syscalls as sc
         from navio_runtime.log import open_log_fds
 
+        ctx = executor.InitContext(self.spec, self.state.bundle, self.plan, sync_socket, None,
+                                   preserve_fds=self.preserve_fds, container_id=self.state.id)
+        ctx.state = self.oci_state
+        ctx.console_socket = console
+        ctx.extra_capabilities = self.extra_capabilities
         try:
             keep = {sync_socket.fileno()} | {fd for _, _, fd in self.namespace_fds} | open_log_fds()
             if console is not None:
                 keep.add(console.fileno())
             close_fds_except(keep, 3 + self.preserve_fds)
             sc.set_dumpable(False)
-            _preload_process_modules(self.spec)
-            seccomp_listener = None
-            if self.spec.linux.seccomp:
-                from navio_runtime.init import seccomp
-
-                # listenerPath is a host path: connect before entering the mount namespace.
-                seccomp_listener = seccomp.connect_listener(self.spec.linux.seccomp)
+            executor.preload_modules(ctx)
 
             sync.receive(sync_socket, expected=("go",))
             for ns_type, flag, fd in self.namespace_fds:
-                sc.setns(fd, flag, what=f"{ns_type} namespace of container {self.state.id}")
+                sc.setns(fd, flag, target=f"{ns_type} namespace of container {self.state.id}")
                 os.close(fd)
 
             # The new process needs its host PID for the seccomp agent's state.
-            pid, host_pid = sync.fork_after_pid_report(lambda child: sync.send(sync_socket, "pid", pid=child))
+            pid, ctx.host_pid = sync.fork_after_pid_report(lambda child: sync.send(sync_socket, "pid", pid=child))
             if pid == 0:
-                notify_state = dict(self.oci_state, pid=host_pid)
-                _run_process(self.spec, self.process, sync_socket, console, seccomp_listener, notify_state)
+                executor.run_exec_process(ctx)
             os._exit(0)
         except BaseException as error:
-            _report(sync_socket, error)
-
-
-def _preload_process_modules(spec):
-    """Import what the new process needs before setns(mount) hides the runtime's files."""
-    import fcntl  # noqa: F401
-    import logging  # noqa: F401
-
-    from navio_runtime import plan  # noqa: F401
-    from navio_runtime.init import capabilities, process, process_attrs, terminal  # noqa: F401
-    from navio_runtime.spec import model  # noqa: F401
-
-    if spec.linux.seccomp:
-        from navio_runtime.init import seccomp  # noqa: F401
-
-
-def _report(channel, error):
-    if isinstance(error, NavioError):
-        message = str(error)
-    elif isinstance(error, OSError):
-        message = error.strerror or str(error)
-        if error.filename:
-            message += f": {error.filename}"
-    else:
-        message = f"{type(error).__name__}: {error}"
-    try:
-        sync.send(channel, "error", message=message)
-    except OSError:
-        pass
-    os._exit(1)
-
-
-class _ProcessContext:
-    """The attributes of InitContext that the process steps read."""
-
-    def __init__(self, spec, environment):
-        self.spec = spec
-        self.environment = environment
-        self.executable = ""
-
-
-def _run_process(spec, process_data, sync_socket, console, seccomp_listener, notify_state):
-    from navio_runtime.init import capabilities, process_attrs
-    from navio_runtime.init import process as steps
-    from navio_runtime.linux import syscalls as sc
-    from navio_runtime.plan import Operation
-    from navio_runtime.spec.model import spec_from_dict
-
-    try:
-        os.setsid()
-        config = dict(spec.raw)
-        extra_caps = process_data.pop("_extra_caps", [])
-        config["process"] = process_data
-        exec_spec = spec_from_dict(config)
-        process = exec_spec.process
-
-        terminal_fd = -1
-        if process.terminal:
-            terminal_fd = _open_exec_terminal(console, process.console_size)
-
-        process_attrs.apply_rlimits(list(process.rlimits))
-        if process.apparmor_profile:
-            process_attrs.apply_apparmor_profile(process.apparmor_profile)
-        if process.selinux_label:
-            process_attrs.apply_selinux_label(process.selinux_label)
-
-        seccomp_early = bool(spec.linux.seccomp) and not process.no_new_privileges
-        if seccomp_early:
-            from navio_runtime.init import seccomp
-
-            seccomp.load_seccomp(spec.linux.seccomp, notify_state=notify_state, listener=seccomp_listener)
-
-        capabilities.keep_capabilities_across_setuid()
-        user = process.user
-        steps.set_user(None, Operation("process", "set-user", {
-            "uid": user.uid, "gid": user.gid, "additional_gids": list(user.additional_gids)}))
-        os.umask(user.umask if user.umask is not None else 0o022)
-        if extra_caps:
-            capabilities.apply_capabilities_for_exec(process.capabilities, extra_caps)
-        else:
-            capabilities.apply_capabilities(process.capabilities)
-        if process.no_new_privileges:
-            sc.set_no_new_privileges()
-
-        context = _ProcessContext(exec_spec, {})
-        context.environment = steps.container_environment(context)
-        steps.change_directory(context, Operation("process", "chdir", {"path": process.cwd}))
-        steps.resolve_executable(context)
-
-        if spec.linux.seccomp and not seccomp_early:
-            from navio_runtime.init import seccomp
-
-            seccomp.load_seccomp(spec.linux.seccomp, notify_state=notify_state, listener=seccomp_listener)
-
-        if terminal_fd >= 0:
-            from navio_runtime.init.terminal import TIOCSCTTY
-            import fcntl
-
-            fcntl.ioctl(terminal_fd, TIOCSCTTY, 0)
-            for target in (0, 1, 2):
-                os.dup2(terminal_fd, target)
-        steps.execute(context, None)
-    except BaseException as error:
-        _report(sync_socket, error)
-
-
-def _open_exec_terminal(console, console_size):
-    """Open a pty in the container's devpts and send its master to the console socket."""
-    import fcntl
-    import struct
-
-    from navio_runtime.init.terminal import TIOCGPTN, TIOCSPTLCK, TIOCSWINSZ, _send_master
-
-    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    try:
-        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
-        number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
-        slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-        if console_size:
-            fcntl.ioctl(slave, TIOCSWINSZ, struct.pack("HHHH", console_size.get("height", 0), console_size.get("width", 0), 0, 0))
-        _send_master(console, master)
-    finally:
-        os.close(master)
-        console.close()
-    return slave
+            executor.report_and_exit(ctx, error)

@@ -94,7 +94,7 @@ def last_capability():
 def _probe_last_capability(highest):
     for number in range(highest, -1, -1):
         try:
-            syscalls.prctl(syscalls.PR_CAPBSET_READ, number, what=f"PR_CAPBSET_READ {number}")
+            syscalls.prctl(syscalls.PR_CAPBSET_READ, number, target=f"PR_CAPBSET_READ {number}")
         except OSError:
             continue
         return number
@@ -115,7 +115,7 @@ def bounding_mask():
     """Return the calling thread's bounding set as a mask (PR_CAPBSET_READ for each capability)."""
     mask = 0
     for number in range(last_capability() + 1):
-        if syscalls.prctl(syscalls.PR_CAPBSET_READ, number, what=f"PR_CAPBSET_READ {CAPABILITY_NAMES[number]}"):
+        if syscalls.prctl(syscalls.PR_CAPBSET_READ, number, target=f"PR_CAPBSET_READ {CAPABILITY_NAMES[number]}"):
             mask |= 1 << number
     return mask
 
@@ -141,7 +141,7 @@ def keep_capabilities_across_setuid():
 
     The kernel still clears the effective set at setuid, and resets the flag at execve.
     """
-    syscalls.prctl(syscalls.PR_SET_KEEPCAPS, 1, what="PR_SET_KEEPCAPS")
+    syscalls.prctl(syscalls.PR_SET_KEEPCAPS, 1, target="PR_SET_KEEPCAPS")
 
 
 class _SkippedCapabilities:
@@ -220,7 +220,7 @@ def _drop_bounding(requested_bounding, effective, skipped):
         )
     for number in range(last_capability() + 1):
         if to_drop >> number & 1:
-            syscalls.prctl(syscalls.PR_CAPBSET_DROP, number, what=f"PR_CAPBSET_DROP {CAPABILITY_NAMES[number]}")
+            syscalls.prctl(syscalls.PR_CAPBSET_DROP, number, target=f"PR_CAPBSET_DROP {CAPABILITY_NAMES[number]}")
 
 
 def _apply_process_sets(requested, effective, permitted, inheritable, skipped):
@@ -251,7 +251,7 @@ def _apply_process_sets(requested, effective, permitted, inheritable, skipped):
 
 def _apply_ambient(requested_ambient, granted, skipped):
     try:
-        syscalls.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_CLEAR_ALL, what="PR_CAP_AMBIENT_CLEAR_ALL")
+        syscalls.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_CLEAR_ALL, target="PR_CAP_AMBIENT_CLEAR_ALL")
     except OSError as err:
         skipped.add_mask("ambient", requested_ambient, f"this kernel has no ambient capabilities ({err})")
         return
@@ -269,7 +269,7 @@ def _apply_ambient(requested_ambient, granted, skipped):
                 syscalls.PR_CAP_AMBIENT,
                 syscalls.PR_CAP_AMBIENT_RAISE,
                 number,
-                what=f"PR_CAP_AMBIENT_RAISE {CAPABILITY_NAMES[number]}",
+                target=f"PR_CAP_AMBIENT_RAISE {CAPABILITY_NAMES[number]}",
             )
 
 

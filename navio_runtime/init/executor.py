@@ -55,6 +55,8 @@ class InitContext:
         self.host_pid = 0
         self.console_socket = None
         self.terminal_fd = -1
+        # Capabilities that `exec --cap` adds to the bounding, effective and permitted sets.
+        self.extra_capabilities = ()
         linux = spec.linux
         self.mount_namespace = linux.namespace("mount") is not None
         self.cgroup_namespace = linux.namespace("cgroup") is not None
@@ -112,7 +114,10 @@ def _set_user(ctx, op):
 
 
 def _set_capabilities(ctx, op):
-    _capabilities().apply_capabilities(ctx.spec.process.capabilities)
+    if ctx.extra_capabilities:
+        _capabilities().apply_capabilities_for_exec(ctx.spec.process.capabilities, list(ctx.extra_capabilities))
+    else:
+        _capabilities().apply_capabilities(ctx.spec.process.capabilities)
 
 
 def _set_cpu_affinity(ctx, op):
@@ -212,8 +217,8 @@ ACTIONS = {
 }
 
 
-def _report_and_exit(ctx, error):
-    """Send `error` to the waiting runtime process (`create`, or `start` after "ready") and exit."""
+def report_and_exit(ctx, error):
+    """Send `error` to the waiting runtime process (`create` or `exec`, or `start` after "ready") and exit."""
     if isinstance(error, NavioError):
         message = str(error)
     elif isinstance(error, OSError):
@@ -250,7 +255,7 @@ def _join_namespace(op):
         actual = sc.namespace_type_of(fd, path)
         if actual != expected:
             raise InitError(f"linux.namespaces: {path} is not a {ns_type} namespace")
-        sc.setns(fd, expected, what=f"{ns_type} namespace {path}")
+        sc.setns(fd, expected, target=f"{ns_type} namespace {path}")
     finally:
         os.close(fd)
 
@@ -259,7 +264,7 @@ def _unshare(op):
     flags = 0
     for ns_type in op.args["types"]:
         flags |= sc.NAMESPACE_FLAGS[ns_type]
-    sc.unshare(flags, what="namespaces " + ",".join(op.args["types"]))
+    sc.unshare(flags, target="namespaces " + ",".join(op.args["types"]))
 
 
 def _set_time_offsets(op):
@@ -310,7 +315,7 @@ def run_intermediate(ctx):
             run_init(ctx)
         os._exit(0)
     except BaseException as error:
-        _report_and_exit(ctx, error)
+        report_and_exit(ctx, error)
 
 
 # ---------------------------------------------------------------------------
@@ -318,8 +323,11 @@ def run_intermediate(ctx):
 # ---------------------------------------------------------------------------
 
 
-def _preload_modules(ctx):
-    """Import every module the init needs later: after pivot_root the runtime's files are out of reach."""
+def preload_modules(ctx):
+    """Import every module the process needs later: after pivot_root or setns the runtime's files are out of reach.
+
+    Also connects to the seccomp agent, whose listenerPath is a host path.
+    """
     import fcntl  # noqa: F401
 
     from navio_runtime.plan import PROPAGATION_OPTIONS  # noqa: F401
@@ -345,23 +353,37 @@ def run_init(ctx):
     try:
         # The host's /proc is still mounted here, so "self" names the host PID.
         ctx.host_pid = int(os.readlink("/proc/self"))
-        _preload_modules(ctx)
+        preload_modules(ctx)
         for signum in _TERMINATING_SIGNALS:
             signal.signal(signum, _exit_on_signal)
         os.setsid()
         process_steps.close_inherited_fds(3 + ctx.preserve_fds)
 
-        for op in ctx.plan:
-            if op.stage in ("runtime", "namespaces"):
-                continue
-            if op.action == "chdir" and ctx.spec.process is not None:
-                ctx.environment = process_steps.container_environment(ctx)
-            action = ACTIONS.get(op.action)
-            if action is None:
-                raise InitError(f"internal error: the plan has an unknown action {op.action!r}")
-            action(ctx, op)
-        raise InitError("internal error: the plan ended without exec")
+        _run_operations(ctx, [op for op in ctx.plan if op.stage not in ("runtime", "namespaces")])
     except BaseException as error:
-        _report_and_exit(ctx, error)
+        report_and_exit(ctx, error)
     finally:
         sys.stderr.flush()
+
+
+def run_exec_process(ctx):
+    """Body of the process that `exec` forked inside the container. Ends in execve or os._exit."""
+    try:
+        os.setsid()
+        if ctx.spec.process.terminal:
+            terminal.setup_exec_console(ctx)
+        _run_operations(ctx, ctx.plan)
+    except BaseException as error:
+        report_and_exit(ctx, error)
+
+
+def _run_operations(ctx, operations):
+    """Carry out `operations`, which must end with exec; raise InitError if they do not."""
+    for op in operations:
+        if op.action == "chdir" and ctx.spec.process is not None:
+            ctx.environment = process_steps.container_environment(ctx)
+        action = ACTIONS.get(op.action)
+        if action is None:
+            raise InitError(f"internal error: the plan has an unknown action {op.action!r}")
+        action(ctx, op)
+    raise InitError("internal error: the plan ended without exec")

@@ -15,7 +15,7 @@ def set_user(ctx, op):
     args = op.args
     uid, gid = args["uid"], args["gid"]
 
-    # setgroups is denied in a user namespace whose /proc/<pid>/setgroups says "deny".
+    # setgroups is denied in a user namespace whose /proc/<pid>/setgroups contains "deny".
     if _setgroups_allowed():
         os.setgroups(args["additional_gids"])
     elif args["additional_gids"]:
@@ -52,10 +52,10 @@ def change_directory(ctx, op):
 
     # A cwd such as /proc/self/fd/N could reach a runtime fd outside the root (CVE-2024-21626).
     try:
-        here = os.getcwd()
+        current_directory = os.getcwd()
     except OSError:
-        here = "(unreachable)"
-    if not here.startswith("/"):
+        current_directory = "(unreachable)"
+    if not current_directory.startswith("/"):
         raise InitError(f"process.cwd {path} resolves outside the container root")
 
 

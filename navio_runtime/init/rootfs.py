@@ -107,7 +107,7 @@ def mount_entry(ctx, op):
             # mount_setattr needs a real fd of the mount root, not an O_PATH one through /proc.
             mount_fd = os.open(fd_path(fd), os.O_PATH | os.O_CLOEXEC | os.O_DIRECTORY)
             try:
-                sc.mount_setattr(mount_fd, attr_set, attr_clear, recursive=True, what=destination)
+                sc.mount_setattr(mount_fd, attr_set, attr_clear, recursive=True, target=destination)
             finally:
                 os.close(mount_fd)
 
@@ -247,8 +247,8 @@ def cgroup_directories(pid):
         for line in cgroup_file:
             _, controllers, path = line.rstrip("\n").split(":", 2)
             if controllers:
-                wanted = set(controllers.split(","))
-                mount_point = next((point for options, point in v1_mounts if wanted <= options), None)
+                controller_set = set(controllers.split(","))
+                mount_point = next((point for options, point in v1_mounts if controller_set <= options), None)
             else:
                 mount_point = unified_mount
             if mount_point is None:

@@ -41,16 +41,11 @@ def setup_console(ctx, op):
     if ctx.console_socket is None:
         raise InitError("process.terminal is true but no --console-socket was given")
 
-    ptmx_fd = open_in_root(ctx.root_fd, "/dev/ptmx", os.O_RDWR | os.O_NOCTTY)
+    def open_in_container(path, flags):
+        return open_in_root(ctx.root_fd, path, flags)
+
+    ptmx_fd, slave_fd = _open_pty(open_in_container, ctx.spec.process.console_size)
     try:
-        fcntl.ioctl(ptmx_fd, TIOCSPTLCK, struct.pack("i", 0))
-        number = struct.unpack("I", fcntl.ioctl(ptmx_fd, TIOCGPTN, b"\0" * 4))[0]
-        slave_fd = open_in_root(ctx.root_fd, f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
-
-        size = ctx.spec.process.console_size
-        if size:
-            fcntl.ioctl(slave_fd, TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
-
         _bind_console(ctx, slave_fd)
         _send_master(ctx.console_socket, ptmx_fd)
     finally:
@@ -58,6 +53,37 @@ def setup_console(ctx, op):
         ctx.console_socket.close()
         ctx.console_socket = None
     ctx.terminal_fd = slave_fd
+
+
+def setup_exec_console(ctx):
+    """Create the pty of an `exec` process, already inside the container, and send its master."""
+    def open_directly(path, flags):
+        return os.open(path, flags | os.O_CLOEXEC)
+
+    ptmx_fd, slave_fd = _open_pty(open_directly, ctx.spec.process.console_size)
+    try:
+        _send_master(ctx.console_socket, ptmx_fd)
+    finally:
+        os.close(ptmx_fd)
+        ctx.console_socket.close()
+        ctx.console_socket = None
+    ctx.terminal_fd = slave_fd
+
+
+def _open_pty(open_file, console_size):
+    """Open /dev/ptmx and its slave with `open_file(path, flags)`; return (master fd, slave fd)."""
+    ptmx_fd = open_file("/dev/ptmx", os.O_RDWR | os.O_NOCTTY)
+    try:
+        fcntl.ioctl(ptmx_fd, TIOCSPTLCK, struct.pack("i", 0))
+        number = struct.unpack("I", fcntl.ioctl(ptmx_fd, TIOCGPTN, b"\0" * 4))[0]
+        slave_fd = open_file(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
+        if console_size:
+            size = struct.pack("HHHH", console_size.get("height", 0), console_size.get("width", 0), 0, 0)
+            fcntl.ioctl(slave_fd, TIOCSWINSZ, size)
+    except BaseException:
+        os.close(ptmx_fd)
+        raise
+    return ptmx_fd, slave_fd
 
 
 def _bind_console(ctx, slave_fd):

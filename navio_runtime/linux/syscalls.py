@@ -90,12 +90,12 @@ from navio_runtime.linux.namespaces import (  # noqa: E402,F401  (re-exported)
 )
 
 
-def unshare(flags, what=""):
-    _check(_libc.unshare(ctypes.c_int(flags)), "unshare", what or hex(flags))
+def unshare(flags, target=""):
+    _check(_libc.unshare(ctypes.c_int(flags)), "unshare", target or hex(flags))
 
 
-def setns(fd, nstype=0, what=""):
-    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns", what)
+def setns(fd, nstype=0, target=""):
+    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns", target)
 
 
 # ioctl request that returns the CLONE_NEW* type of a namespace file descriptor.
@@ -217,28 +217,28 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
 
-def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0, what=""):
-    return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), "prctl", what or f"option {option}")
+def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0, target=""):
+    return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), "prctl", target or f"option {option}")
 
 
 def set_child_subreaper():
-    prctl(PR_SET_CHILD_SUBREAPER, 1, what="PR_SET_CHILD_SUBREAPER")
+    prctl(PR_SET_CHILD_SUBREAPER, 1, target="PR_SET_CHILD_SUBREAPER")
 
 
 def set_parent_death_signal(signum):
-    prctl(PR_SET_PDEATHSIG, signum, what="PR_SET_PDEATHSIG")
+    prctl(PR_SET_PDEATHSIG, signum, target="PR_SET_PDEATHSIG")
 
 
 def set_dumpable(value):
-    prctl(PR_SET_DUMPABLE, 1 if value else 0, what="PR_SET_DUMPABLE")
+    prctl(PR_SET_DUMPABLE, 1 if value else 0, target="PR_SET_DUMPABLE")
 
 
 def set_no_new_privileges():
-    prctl(PR_SET_NO_NEW_PRIVS, 1, what="PR_SET_NO_NEW_PRIVS")
+    prctl(PR_SET_NO_NEW_PRIVS, 1, target="PR_SET_NO_NEW_PRIVS")
 
 
 def set_process_name(name):
-    prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(name.encode()[:15]), ctypes.c_void_p).value, what="PR_SET_NAME")
+    prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(name.encode()[:15]), ctypes.c_void_p).value, target="PR_SET_NAME")
 
 
 # ---------------------------------------------------------------------------
@@ -278,7 +278,7 @@ class _MountAttr(ctypes.Structure):
     ]
 
 
-def mount_setattr(fd, attr_set, attr_clr, recursive=True, what=""):
+def mount_setattr(fd, attr_set, attr_clr, recursive=True, target=""):
     """Change the attributes of the mount that `fd` is the root of (and, recursively, of its submounts)."""
     attributes = _MountAttr(attr_set, attr_clr, 0, 0)
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
@@ -290,7 +290,7 @@ def mount_setattr(fd, attr_set, attr_clr, recursive=True, what=""):
         ctypes.byref(attributes),
         ctypes.c_size_t(ctypes.sizeof(attributes)),
     )
-    _check(int(result), "mount_setattr", what or f"fd {fd}")
+    _check(int(result), "mount_setattr", target or f"fd {fd}")
 
 
 # ---------------------------------------------------------------------------

@@ -114,9 +114,9 @@ def _explain(error):
 
 def _explain_type(parts, value, expected):
     expected_list = expected if isinstance(expected, list) else [expected]
-    wanted = " or ".join(_TYPE_NAMES.get(name, name) for name in expected_list)
-    message = f"{_show(value)} is {_json_kind(value)}, expected {wanted}"
-    fix = f"use {wanted}"
+    expected_types = " or ".join(_TYPE_NAMES.get(name, name) for name in expected_list)
+    message = f"{_show(value)} is {_json_kind(value)}, expected {expected_types}"
+    fix = f"use {expected_types}"
     if isinstance(value, str):
         text = value.strip()
         if "boolean" in expected_list and text in ("true", "false"):
