@@ -63,7 +63,7 @@ def build_exec_process(config_process, args=None, process_file=None, cwd=None, e
         raise SpecError("process.args: the exec process needs a command")
     process.setdefault("cwd", "/")
     if not str(process["cwd"]).startswith("/"):
-        raise SpecError(f"process.cwd {process['cwd']!r} is not an absolute path")
+        raise SpecError(f"process.cwd {process['cwd']!r} is not an absolute path; use one such as /tmp")
     return process
 
 
